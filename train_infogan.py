@@ -1,0 +1,348 @@
+"""InfoGAN on MNIST (Chen et al., 2016).
+
+    python train_infogan.py --data-root ../shared/data --epochs 10
+
+G(z, c) gets incompressible noise z, a one-hot categorical code and continuous codes. D and Q share
+one body: D says real/fake, Q recovers the codes from G's images. Maximising the mutual information
+I(c; G(z, c)) (through Q's cross-entropy and Gaussian likelihood) makes the codes mean something:
+the categorical code picks the digit, the continuous codes its style.
+
+Every epoch the run folder gets ckpt.pt (resume), g.pt (for sample.py), fixed-noise grids,
+losses.csv, curves.png and the code->digit accuracy.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+
+import training as T
+from data import load_mnist, to_float
+from models import (INFOGAN_ARCHS, INFOGAN_IMG_SIZE, DigitClassifier, build_infogan, infogan_grid_latent,
+                    infogan_latent, sample_noise)
+
+MODEL_KEYS = ("arch", "noise_dim", "n_cat", "n_cont", "noise")  # what rebuilds G; fixed on --resume
+LOSS_COLUMNS = ("loss_d", "loss_g", "loss_q", "d_real", "d_fake_before", "d_fake_after")
+
+
+def get_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("data and output")
+    g.add_argument("--data-root", default="./data", help="folder with MNIST/raw/ (downloaded there when missing)")
+    g.add_argument("--out", default="runs/infogan", help="run folder: checkpoints, grids, losses.csv, curves.png")
+    g.add_argument("--resume", default=None, metavar="PATH", help="continue a run: its folder or its ckpt.pt")
+    g = p.add_argument_group("latent code")
+    g.add_argument("--noise-dim", type=int, default=62, help="incompressible noise dimensions (62 paper; 52, 56 common)")
+    g.add_argument("--n-cat", type=int, default=10, help="values of the categorical code")
+    g.add_argument("--n-cont", type=int, default=2, help="continuous codes, each ~ U(-1, 1) (0: discrete-only InfoGAN)")
+    g.add_argument("--noise", choices=("uniform", "normal"), default="uniform", help="distribution of z: U(-1,1) or N(0,1)")
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", choices=INFOGAN_ARCHS, default="paper",
+                   help="paper: the InfoGAN paper's 28x28 nets; dcgan: 64x64 transposed convs; "
+                        "upsample: 64x64 upsample+conv G (no checkerboard) and spectral-norm D")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=20, help="epochs to train (in total, counting resumed ones)")
+    g.add_argument("--batch-size", type=int, default=64, help="images per step")
+    g.add_argument("--lr-d", type=float, default=2e-4, help="Adam learning rate of D")
+    g.add_argument("--lr-g", type=float, default=1e-3, help="Adam learning rate of G and the Q head")
+    g.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
+    g.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
+    g.add_argument("--g-loss", choices=("nonsaturating", "minimax"), default="nonsaturating",
+                   help="G minimises -log D(G(z)) (non-saturating) or log(1 - D(G(z))) (minimax)")
+    g.add_argument("--lambda-cat", type=float, default=1.0, help="weight of Q's categorical cross-entropy")
+    g.add_argument("--lambda-cont", type=float, default=0.1, help="weight of Q's Gaussian NLL of the continuous codes")
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--eval-samples", type=int, default=100, help="images per categorical value for code->digit accuracy")
+    g.add_argument("--no-eval", action="store_true", help="skip the code->digit accuracy (needs no classifier)")
+    g = p.add_argument_group("machine")
+    g.add_argument("--seed", type=int, default=1, help="random seed (same seed + same machine = same run)")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train")
+    g.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="auto: bf16 autocast where the hardware has it (CUDA, AMX/AVX512-BF16 CPUs), else fp32")
+    g.add_argument("--compile", action="store_true", help="torch.compile the networks (slow start, faster steps)")
+    g.add_argument("--log-every", type=int, default=25, help="steps between progress-bar updates (host syncs)")
+    return p
+
+
+def validate(args):
+    T.check(args.noise_dim > 0, f"--noise-dim must be > 0 (got {args.noise_dim})")
+    T.check(args.n_cat >= 2, f"--n-cat must be >= 2 (got {args.n_cat})")
+    T.check(args.n_cont >= 0, f"--n-cont must be >= 0 (got {args.n_cont})")
+    T.check(args.batch_size > 0, f"--batch-size must be > 0 (got {args.batch_size})")
+    T.check(args.epochs >= 1, f"--epochs must be >= 1 (got {args.epochs})")
+    T.check(args.eval_samples > 0, f"--eval-samples must be > 0 (got {args.eval_samples})")
+    T.check(args.log_every > 0, f"--log-every must be > 0 (got {args.log_every})")
+    for name in ("lr_d", "lr_g"):
+        T.check(getattr(args, name) > 0, f"--{name.replace('_', '-')} must be > 0")
+
+
+# ---------------------------------------------------------------------------- code -> digit accuracy
+
+def load_digit_classifier(data_root, images, labels, device, cache_dir):
+    """A small CNN trained once on the real training split and cached beside the data
+    (or in the run folder when the data folder is read-only)."""
+    for folder in (data_root, cache_dir):
+        path = os.path.join(folder, "mnist_classifier.pt")
+        if os.path.isfile(path):
+            try:
+                net = DigitClassifier()
+                net.load_state_dict(torch.load(path, map_location="cpu"))
+                return net.to(device).eval()
+            except Exception:
+                print(f"warning: ignoring unreadable classifier cache {path}", file=sys.stderr)
+    net = train_digit_classifier(images, labels, device)
+    for folder in (data_root, cache_dir):
+        try:
+            T.save_checkpoint(net.state_dict(), os.path.join(folder, "mnist_classifier.pt"))
+            break
+        except OSError:
+            continue
+    return net.eval()
+
+
+def train_digit_classifier(images, labels, device, epochs=2, batch_size=128, seed=0):
+    print(f"training the digit classifier for code->digit accuracy ({len(images)} images, {epochs} epochs)...",
+          file=sys.stderr)
+    # a forked RNG: whether the classifier was cached or trained must not change the GAN's random stream
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = DigitClassifier().to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        x_all, y_all = images.to(device), labels.to(device)
+        for _ in range(epochs):
+            for idx in torch.randperm(len(x_all)).split(batch_size):
+                idx = idx.to(device)
+                loss = F.cross_entropy(net(to_float(x_all[idx])), y_all[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    return net
+
+
+@torch.no_grad()
+def code_digit_accuracy(netG, classifier, config, n_per_code=100, device="cpu", seed=1234):
+    """Generate n_per_code images for every categorical value, read their digits with the classifier,
+    match values to digits one-to-one (Hungarian) and return (accuracy, {value: digit})."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    n_cat, counts = config["n_cat"], np.zeros((config["n_cat"], 10))
+    was_training = netG.training
+    netG.eval()
+    for code in range(n_cat):
+        noise = sample_noise(n_per_code, config["noise_dim"], config["noise"], device, gen)
+        cont = torch.rand(n_per_code, config["n_cont"], device=device, generator=gen) * 2 - 1
+        cat = torch.full((n_per_code,), code, device=device, dtype=torch.long)
+        digits = classifier(netG(infogan_latent(noise, cat, cont, n_cat)).float()).argmax(1)
+        counts[code] += np.bincount(digits.cpu().numpy(), minlength=10)
+    netG.train(was_training)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return counts[rows, cols].sum() / counts.sum(), {int(r): int(c) for r, c in zip(rows, cols)}
+
+
+# ---------------------------------------------------------------------------- training
+
+def main():
+    args = get_parser().parse_args()
+    validate(args)
+    device = T.pick_device(args.device)
+    ckpt = T.load_checkpoint(args.resume, kind="infogan") if args.resume else None
+    if ckpt:
+        T.warn_resume_conflicts(ckpt["config"], args, MODEL_KEYS, vars(get_parser().parse_args([])))
+        config = ckpt["config"]
+        args.out = os.path.dirname(ckpt["path"])
+    else:
+        config = {k: getattr(args, k) for k in MODEL_KEYS}
+        config["img_size"] = INFOGAN_IMG_SIZE[args.arch]
+    out = T.make_run_dir(args.out)
+    os.makedirs(os.path.join(out, "grids"), exist_ok=True)
+    T.seed_everything(args.seed)
+
+    # -- data: the whole split in memory (on the GPU when there is one), batched by indexing
+    images, labels = load_mnist(args.data_root, train=True, img_size=config["img_size"])
+    T.check(len(images) >= args.batch_size, f"--batch-size {args.batch_size} is larger than the data set ({len(images)} images)")
+    images = images.to(device)
+    steps_per_epoch = len(images) // args.batch_size  # drop the ragged last batch: static shapes
+
+    # -- models and optimisers: D (body + real/fake head) and G + Q head
+    netG, netD = build_infogan(config)
+    netG, netD = netG.to(device), netD.to(device)
+    if device.type == "cuda":
+        netG, netD = netG.to(memory_format=torch.channels_last), netD.to(memory_format=torch.channels_last)
+    d_params = list(netD.body.parameters()) + list(netD.d_head.parameters())
+    optD = torch.optim.Adam(d_params, lr=args.lr_d, betas=(args.beta1, args.beta2))
+    optGQ = torch.optim.Adam(list(netG.parameters()) + list(netD.q_head.parameters()),
+                             lr=args.lr_g, betas=(args.beta1, args.beta2))
+    amp_dtype = T.autocast_dtype(device, args.precision)
+    G, D = (torch.compile(netG), torch.compile(netD)) if args.compile else (netG, netD)
+
+    fixed_noise = sample_noise(max(config["n_cat"], 10), config["noise_dim"], config["noise"])
+    state = {"epoch": 0, "step": 0, "perm": None, "history": [], "accuracy": [], "code_to_digit": None,
+             "best": {"accuracy": -1.0, "epoch": None}}
+    if ckpt:
+        netG.load_state_dict(ckpt["netG"])
+        netD.load_state_dict(ckpt["netD"])
+        optD.load_state_dict(ckpt["optD"])
+        optGQ.load_state_dict(ckpt["optGQ"])
+        fixed_noise = ckpt["fixed_noise"]
+        state = {k: ckpt[k] for k in state}
+        T.set_rng_state(ckpt["rng"])
+        print(f"resuming {ckpt['path']} at epoch {state['epoch'] + 1}, step {state['step']}", file=sys.stderr)
+
+    classifier = None
+    if not args.no_eval:
+        classifier = load_digit_classifier(args.data_root, *load_mnist(args.data_root, train=True),
+                                           device=device, cache_dir=out)
+
+    def save(final_step_of_epoch):
+        """ckpt.pt (everything, to resume) and g.pt (what sample.py needs), both atomically."""
+        full = dict(kind="infogan", config=config, args=vars(args), netG=netG.state_dict(), netD=netD.state_dict(),
+                    optD=optD.state_dict(), optGQ=optGQ.state_dict(), fixed_noise=fixed_noise, rng=T.rng_state(), **state)
+        T.save_checkpoint(full, os.path.join(out, T.CHECKPOINT))
+        if final_step_of_epoch:
+            T.save_checkpoint(dict(kind="infogan", config=config, netG=netG.state_dict(), fixed_noise=fixed_noise,
+                                   epoch=state["epoch"], code_to_digit=state["code_to_digit"]),
+                              os.path.join(out, T.GENERATOR))
+
+    stop = T.StopRequest()
+    bce = F.binary_cross_entropy_with_logits
+    n_cat, n_cont, bs = config["n_cat"], config["n_cont"], args.batch_size
+    ones, zeros = torch.ones(bs, device=device), torch.zeros(bs, device=device)
+
+    for epoch in range(state["epoch"], args.epochs):
+        if state["perm"] is None:
+            state["perm"] = torch.randperm(len(images)).to(device)
+        perm, first_step = state["perm"], state["step"]
+        # per-step statistics stay on the device; the host reads them every --log-every steps
+        stats = torch.zeros(steps_per_epoch, len(LOSS_COLUMNS), device=device)
+        bar, t0 = T.progress(steps_per_epoch - first_step, f"epoch {epoch + 1}/{args.epochs}"), time.time()
+        for step in range(first_step, steps_per_epoch):
+            real = to_float(images[perm[step * bs:(step + 1) * bs]])
+            noise = sample_noise(bs, config["noise_dim"], config["noise"], device)
+            cat_code = torch.randint(n_cat, (bs,), device=device)
+            cont_code = torch.rand(bs, n_cont, device=device) * 2 - 1
+            z = infogan_latent(noise, cat_code, cont_code, n_cat)
+
+            # (1) D: real -> 1, G(z) -> 0. The fake batch is detached so D's step leaves G alone.
+            with torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None):
+                fake = G(z)
+                d_real, _ = D(real)
+                d_fake, _ = D(fake.detach())
+            loss_d = bce(d_real.float(), ones) + bce(d_fake.float(), zeros)
+            optD.zero_grad(set_to_none=True)
+            loss_d.backward()
+            optD.step()
+
+            # (2) G and Q: fool the updated D and let Q recover the codes. D's own weights are frozen
+            # for this pass (they are not being trained here, so their gradients would be wasted work).
+            for p in d_params:
+                p.requires_grad_(False)
+            with torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None):
+                d_fake_after, features = D(fake)
+                cat_logits, cont_mean, cont_logvar = netD.q(features)
+            if args.g_loss == "nonsaturating":
+                loss_g = bce(d_fake_after.float(), ones)
+            else:
+                loss_g = -bce(d_fake_after.float(), zeros)
+            loss_q = args.lambda_cat * F.cross_entropy(cat_logits.float(), cat_code)
+            if n_cont:
+                nll = F.gaussian_nll_loss(cont_mean.float(), cont_code, cont_logvar.float().exp(), reduction="none")
+                loss_q = loss_q + args.lambda_cont * nll.sum(1).mean()
+            optGQ.zero_grad(set_to_none=True)
+            (loss_g + loss_q).backward()
+            optGQ.step()
+            for p in d_params:
+                p.requires_grad_(True)
+
+            with torch.no_grad():
+                stats[step] = torch.stack([loss_d, loss_g, loss_q, torch.sigmoid(d_real.float()).mean(),
+                                           torch.sigmoid(d_fake.float()).mean(), torch.sigmoid(d_fake_after.float()).mean()])
+            done = step + 1
+            if done % args.log_every == 0 or done == steps_per_epoch or stop:
+                window = stats[max(first_step, done - args.log_every):done]
+                bad = T.is_finite_rows(window)
+                if bad is not None:
+                    bad_step = max(first_step, done - args.log_every) + bad
+                    print(f"error: the loss became NaN/inf at epoch {epoch + 1}, iteration {bad_step + 1}; "
+                          f"stopped, the last good checkpoint is kept in {out}", file=sys.stderr)
+                    return 1
+                m = window.mean(0).tolist()
+                bar.set_postfix(D=f"{m[0]:.3f}", G=f"{m[1]:.3f}", Q=f"{m[2]:.3f}", Dx=f"{m[3]:.2f}", DGz=f"{m[4]:.2f}")
+                bar.update(done - bar.n - first_step)
+            if stop:
+                break
+        bar.close()
+
+        rows = stats[first_step:done].tolist()
+        state["history"] += [[epoch + 1, epoch * steps_per_epoch + first_step + i + 1] + r for i, r in enumerate(rows)]
+        if stop and done < steps_per_epoch:
+            state["step"] = done
+            save(final_step_of_epoch=False)
+            write_logs(out, state)
+            print(f"\ninterrupted at epoch {epoch + 1}, step {done}/{steps_per_epoch}; saved. Resume with:\n  "
+                  f"{T.resume_command(out)}", file=sys.stderr)
+            return stop.exit_code
+
+        # -- end of epoch: grids, accuracy, checkpoint, logs
+        epoch_time = time.time() - t0
+        state.update(epoch=epoch + 1, step=0, perm=None)
+        save_grids(netG, config, fixed_noise, out, epoch + 1, device)
+        summary = ""
+        if classifier is not None:
+            acc, mapping = code_digit_accuracy(netG, classifier, config, args.eval_samples, device)
+            state["accuracy"].append([epoch + 1, acc])
+            state["code_to_digit"] = mapping
+            summary = f" | code->digit acc {acc:.3f}"
+            if acc > state["best"]["accuracy"]:
+                state["best"] = {"accuracy": acc, "epoch": epoch + 1}
+        save(final_step_of_epoch=True)
+        if state["best"]["epoch"] == epoch + 1:
+            T.save_checkpoint(torch.load(os.path.join(out, T.GENERATOR), weights_only=False), os.path.join(out, "g_best.pt"))
+        write_logs(out, state)
+        m = np.mean(rows, axis=0)
+        print(f"epoch {epoch + 1}/{args.epochs} | {epoch_time:.1f}s, {len(rows) * bs / epoch_time:.0f} img/s | "
+              f"D {m[0]:.3f} G {m[1]:.3f} Q {m[2]:.3f} D(x) {m[3]:.2f} D(G(z)) {m[4]:.2f}/{m[5]:.2f}{summary}", flush=True)
+        if stop:
+            print(f"interrupted after epoch {epoch + 1}; saved. Resume with:\n  {T.resume_command(out)}", file=sys.stderr)
+            return stop.exit_code
+
+    T.make_gif(sorted(p for p in (os.path.join(out, "grids", f) for f in os.listdir(os.path.join(out, "grids")))
+                      if p.endswith("_c1.png" if n_cont else "_noise.png")), os.path.join(out, "progress.gif"))
+    print(f"done: {out}/g.pt; sample with: python sample.py --ckpt {out}/g.pt --grid", flush=True)
+    return 0
+
+
+def save_grids(netG, config, fixed_noise, out, epoch, device):
+    """One grid per continuous code (rows: categorical values; columns: the code swept over
+    [-2, 2]), or with no continuous codes one grid of 10 fixed noise vectors per value."""
+    names = [f"c{j + 1}" for j in range(config["n_cont"])] or ["noise"]
+    netG.eval()
+    with torch.no_grad():
+        for j, name in enumerate(names):
+            z = infogan_grid_latent(config, fixed_noise, sweep_code=j if config["n_cont"] else None).to(device)
+            images = netG(z)
+            T.save_grid(images, os.path.join(out, "grids", f"epoch{epoch:03d}_{name}.png"), nrow=10)
+            T.save_grid(images, os.path.join(out, f"grid_{name}.png"), nrow=10)
+    netG.train()
+
+
+def write_logs(out, state):
+    """losses.csv (one row per iteration) and curves.png (losses, D's outputs, accuracy)."""
+    T.write_csv(os.path.join(out, "losses.csv"), ("epoch", "iteration") + LOSS_COLUMNS, state["history"])
+    if not state["history"]:
+        return
+    h = np.asarray(state["history"], dtype=float)
+    it = h[:, 1]
+    panels = [("losses", "iteration", {"D": (it, h[:, 2]), "G (adversarial)": (it, h[:, 3]), "Q (info)": (it, h[:, 4])}),
+              ("discriminator output", "iteration", {"D(x)": (it, h[:, 5]), "D(G(z)) before G step": (it, h[:, 6]),
+                                                     "D(G(z)) after G step": (it, h[:, 7])})]
+    if state["accuracy"]:
+        a = np.asarray(state["accuracy"], dtype=float)
+        panels.append(("code->digit accuracy", "epoch", {"accuracy": (a[:, 0], a[:, 1])}))
+    T.plot_curves(os.path.join(out, "curves.png"), panels)
+
+
+if __name__ == "__main__":
+    T.run_cli(main)

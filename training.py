@@ -1,0 +1,244 @@
+"""Training plumbing shared by train_infogan.py, train_cgan.py and sample.py.
+
+Run folders, atomic checkpoints, resume, RNG state, image grids, CSV logs, curves, GIFs,
+progress bars, Ctrl-C handling and one-line errors. Nothing here knows about a specific GAN.
+"""
+import csv
+import os
+import random
+import shlex
+import signal
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+CHECKPOINT = "ckpt.pt"      # full state: continue with --resume
+GENERATOR = "g.pt"          # generator + config: all that sample.py needs
+
+
+class UserError(Exception):
+    """A problem with the user's input: reported as one line on stderr, exit code 2."""
+
+
+def run_cli(main):
+    """Call main(); turn UserError into one clear line and exit code 2, never a traceback."""
+    try:
+        code = main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(code or 0)
+
+
+def check(condition, message):
+    if not condition:
+        raise UserError(message)
+
+
+# ---------------------------------------------------------------------------- devices, RNG
+
+def pick_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    check(name != "cuda" or torch.cuda.is_available(), "--device cuda was asked for but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def autocast_dtype(device, precision):
+    """bf16 autocast where the hardware does it natively (CUDA, or a CPU with AMX/AVX512-BF16);
+    'fp32' turns it off. Losses and optimizer state always stay in fp32."""
+    if precision == "fp32":
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return torch.bfloat16 if (native or precision == "bf16") else None
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state():
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---------------------------------------------------------------------------- files
+
+def make_run_dir(path):
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise UserError(f"cannot write to output folder {path}: {e.strerror or e}") from None
+    return path
+
+
+def atomic_write(path, write):
+    """write(tmp_path) then rename over path: a crash (even SIGKILL) leaves the old file intact."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_checkpoint(obj, path):
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def load_checkpoint(path, kind=None):
+    """Load a checkpoint written by this toolkit; a run folder means its ckpt.pt.
+    kind ('infogan' or 'cgan') refuses a checkpoint of the other model."""
+    if os.path.isdir(path):
+        path = os.path.join(path, CHECKPOINT)
+    check(os.path.isfile(path), f"checkpoint not found: {path}")
+    check(os.path.getsize(path) > 0, f"checkpoint is empty: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # truncated zip, pickle of something else, random bytes...
+        raise UserError(f"cannot read checkpoint {path} (truncated or not a checkpoint): {type(e).__name__}") from None
+    check(isinstance(ckpt, dict) and "kind" in ckpt and "config" in ckpt,
+          f"{path} is not a checkpoint of this toolkit (no 'kind'/'config' inside)")
+    if kind is not None and ckpt["kind"] != kind:
+        other = {"infogan": "train_infogan.py", "cgan": "train_cgan.py"}.get(ckpt["kind"], "?")
+        raise UserError(f"{path} is a {ckpt['kind']} checkpoint, not {kind}; use it with {other}")
+    ckpt["path"] = path
+    return ckpt
+
+
+def write_csv(path, header, rows):
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+    atomic_write(path, write)
+
+
+def save_grid(images, path, nrow):
+    """Images in [-1, 1] -> one PNG grid (torchvision's make_grid layout, 2 px padding)."""
+    from torchvision.utils import save_image
+    atomic_write(path, lambda tmp: save_image(images.float(), tmp, format="png", nrow=nrow,
+                                              normalize=True, value_range=(-1, 1)))
+
+
+def to_uint8(images):
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def make_gif(frame_paths, path, ms_per_frame=300):
+    from PIL import Image
+    frames = [Image.open(p).convert("P") for p in frame_paths if os.path.exists(p)]
+    if frames:
+        atomic_write(path, lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                                                      duration=ms_per_frame, loop=0))
+
+
+def plot_curves(path, panels):
+    """panels: list of (title, x label, {series name: (xs, ys)}) -> one PNG, one subplot per panel.
+    Dense per-iteration series get a moving average drawn over the raw (faint) curve."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)), squeeze=False)
+    for ax, (title, x_label, series) in zip(axes[:, 0], panels):
+        for name, (xs, ys) in series.items():
+            ys = np.asarray(ys, dtype=float)
+            if len(ys) > 200:
+                window = max(len(ys) // 100, 5)
+                smooth = np.convolve(ys, np.ones(window) / window, mode="valid")
+                line, = ax.plot(xs, ys, alpha=0.2, linewidth=0.5)
+                ax.plot(xs[window - 1:], smooth, color=line.get_color(), label=name)
+            else:
+                ax.plot(xs, ys, marker="o" if len(ys) < 30 else None, label=name)
+        ax.set_title(title)
+        ax.set_xlabel(x_label)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- run control
+
+def progress(total, desc):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr,
+                disable=None if sys.stderr.isatty() else True)
+
+
+class StopRequest:
+    """Ctrl-C / SIGTERM set a flag instead of killing the process: the trainer finishes the
+    current step, saves, and exits with 130 / 143."""
+
+    def __init__(self):
+        self.signum = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # a second Ctrl-C: the user really wants out
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __bool__(self):
+        return self.signum is not None
+
+    @property
+    def exit_code(self):
+        return 128 + self.signum
+
+
+def resume_command(run_dir):
+    """The command line that continues this run: the same script and flags plus --resume."""
+    argv, out = [sys.executable.split("/")[-1]] + sys.argv, []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--resume":
+            skip = True
+            continue
+        if a.startswith("--resume="):
+            continue
+        out.append(a)
+    return " ".join(shlex.quote(a) for a in out + ["--resume", run_dir])
+
+
+def warn_resume_conflicts(saved_config, args, keys, defaults):
+    """On --resume the checkpoint's architecture wins; name every flag that tried to change it."""
+    for key in keys:
+        given = getattr(args, key)
+        if given != saved_config[key] and given != defaults[key]:
+            print(f"warning: --{key.replace('_', '-')} {given} ignored: the checkpoint was trained with "
+                  f"{saved_config[key]}", file=sys.stderr)
+
+
+def is_finite_rows(stats):
+    """Index of the first row with a NaN/inf, or None."""
+    bad = ~torch.isfinite(stats).all(dim=1)
+    return int(bad.nonzero()[0]) if bad.any() else None
