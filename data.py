@@ -5,13 +5,21 @@ indexing, so there is no per-image PIL work in the training loop.
 
     python data.py make-iclevr --out data/iclevr-synth --n 18009 --seed 0
 """
+import argparse
+import json
 import os
+import shutil
+from functools import lru_cache
+from multiprocessing import Pool
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFilter
 
 from training import UserError, check
 
+SPEC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iclevr")  # objects/test/new_test.json
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
@@ -40,3 +48,350 @@ def load_mnist(root, train=True, img_size=28, download=True):
 def to_float(images_uint8):
     """uint8 [0, 255] -> float [-1, 1], the range of the generators' tanh."""
     return images_uint8.float().div_(127.5).sub_(1.0)
+
+
+# ----------------------------------------------------------------------------------------
+# i-CLEVR: the real layout
+#   DIR/train.json      {"CLEVR_train_001032_2.png": ["red cube", ...], ...}
+#   DIR/objects.json    {"gray cube": 0, ..., "yellow cylinder": 23}
+#   DIR/test.json, DIR/new_test.json   [["gray cube"], ["red cube", "blue sphere"], ...]
+#   DIR/iclevr/*.png    (DIR/images/ accepted too), RGBA 320x240
+# ----------------------------------------------------------------------------------------
+
+def read_json(path, what):
+    check(os.path.isfile(path), f"{what} not found: {path}")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e})") from None
+
+
+def load_objects(root):
+    objects = read_json(os.path.join(root, "objects.json"), "objects.json")
+    check(isinstance(objects, dict) and sorted(objects.values()) == list(range(len(objects))),
+          f"{os.path.join(root, 'objects.json')} must map object names to indices 0..N-1")
+    return objects
+
+
+def to_multi_hot(names_list, objects, source):
+    """[["red cube", "blue sphere"], ...] -> float (N, 24) multi-hot; unknown names are an error."""
+    y = torch.zeros(len(names_list), len(objects))
+    for i, names in enumerate(names_list):
+        check(isinstance(names, list) and names, f"{source}: entry {i} must be a non-empty list of object names")
+        for name in names:
+            if name not in objects:
+                raise UserError(f"{source}: unknown object {name!r}; valid names: {', '.join(objects)}")
+            y[i, objects[name]] = 1
+    return y
+
+
+def load_conditions(path, objects):
+    """A test.json-style file -> multi-hot (N, 24)."""
+    data = read_json(path, "condition file")
+    check(isinstance(data, list) and data, f"{path} must be a JSON list of lists of object names")
+    return to_multi_hot(data, objects, path)
+
+
+def load_iclevr(root, img_size=64):
+    """The training set as (uint8 images (N, 3, S, S), multi-hot conditions (N, 24), objects)."""
+    check(os.path.isdir(root), f"i-CLEVR folder not found: {root} (make a synthetic one with: "
+          f"python data.py make-iclevr --out {root})")
+    objects = load_objects(root)
+    train = read_json(os.path.join(root, "train.json"), "train.json")
+    check(isinstance(train, dict) and train, f"{os.path.join(root, 'train.json')} must map image filenames to object lists")
+    image_dir = next((d for d in (os.path.join(root, "iclevr"), os.path.join(root, "images")) if os.path.isdir(d)), None)
+    check(image_dir is not None, f"no image folder in {root}: expected {root}/iclevr/ or {root}/images/")
+    files = list(train)
+    conditions = to_multi_hot([train[f] for f in files], objects, os.path.join(root, "train.json"))
+    images = torch.empty(len(files), 3, img_size, img_size, dtype=torch.uint8)
+    from tqdm import tqdm
+    for i, name in enumerate(tqdm(files, desc=f"loading i-CLEVR at {img_size}px", disable=None, leave=False)):
+        path = os.path.join(image_dir, name)
+        check(os.path.isfile(path), f"image listed in train.json is missing: {path}")
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGB").resize((img_size, img_size), Image.BILINEAR)
+        except OSError as e:
+            raise UserError(f"cannot read image {path}: {e}") from None
+        images[i] = torch.from_numpy(np.array(img)).permute(2, 0, 1)
+    return images, conditions, objects
+
+
+def load_iclevr_cached(root, img_size=64):
+    """load_iclevr, cached as one .pt file beside the data (decoding 18k PNGs takes a while)."""
+    cache = os.path.join(root, f"cache_{img_size}px.pt")
+    train_json = os.path.join(root, "train.json")
+    if os.path.isfile(cache) and os.path.isfile(train_json) and os.path.getmtime(cache) >= os.path.getmtime(train_json):
+        data = torch.load(cache, weights_only=False)
+        return data["images"], data["conditions"], data["objects"]
+    images, conditions, objects = load_iclevr(root, img_size)
+    try:
+        from training import save_checkpoint
+        save_checkpoint({"images": images, "conditions": conditions, "objects": objects}, cache)
+    except OSError:
+        pass  # a read-only data folder: just no cache
+    return images, conditions, objects
+
+
+# ----------------------------------------------------------------------------------------
+# A synthetic i-CLEVR: CLEVR-like scenes drawn procedurally with Pillow and numpy
+# (gray floor, soft light, shaded cubes, spheres and cylinders with soft shadows)
+# ----------------------------------------------------------------------------------------
+
+COLORS = {
+    "gray": (87, 87, 87),
+    "red": (173, 35, 35),
+    "blue": (42, 75, 215),
+    "green": (29, 105, 20),
+    "brown": (129, 74, 25),
+    "purple": (129, 38, 192),
+    "cyan": (41, 208, 208),
+    "yellow": (255, 238, 51),
+}
+SHAPES = ("cube", "sphere", "cylinder")
+OBJECT_NAMES = [f"{color} {shape}" for shape in SHAPES for color in COLORS]
+
+_SS = 2  # supersampling factor: draw big, shrink with LANCZOS for anti-aliasing
+_ELEV = np.radians(35)  # camera elevation; decides how much of the top faces we see
+_COS, _SIN = np.cos(_ELEV), np.sin(_ELEV)
+# World axes: x right, y away from the camera, z up. Light comes from upper left front.
+_LIGHT = np.array([-0.5, -0.35, 0.8]) / np.linalg.norm([-0.5, -0.35, 0.8])
+# The same light seen from the camera (x right, y down the screen, z towards us).
+_LIGHT_VIEW = np.array([_LIGHT[0], -(_LIGHT[2] * _COS + _LIGHT[1] * _SIN),
+                        _LIGHT[2] * _SIN - _LIGHT[1] * _COS])
+_AMBIENT, _DIFFUSE = 0.58, 0.5  # a high ambient term keeps dark colours apart
+_HIDE_MAX = 0.3  # max occluded share of an object's bounding box
+
+
+def _shade(rgb, f):
+    """Darken towards black for f < 1 and lighten towards white for f > 1 (f scalar or array)."""
+    c = np.asarray(rgb, np.float32)
+    f = np.asarray(f, np.float32)[..., None]
+    out = np.where(f <= 1, c * f, c + (255 - c) * (f - 1))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _brightness(normal):
+    return _AMBIENT + _DIFFUSE * max(float(np.dot(normal, _LIGHT)), 0.0)
+
+
+def _outline(rgb):
+    # A darker rim separates objects (gray ones especially) from the gray floor.
+    return tuple(int(c * 0.4) for c in rgb)
+
+
+@lru_cache(maxsize=4)
+def _floor(width, height):
+    """Floor lit by a soft spotlight, plus a darkened copy to paint shadows with."""
+    h, w = height * _SS, width * _SS
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((x / w - 0.48) / 0.9) ** 2 + ((y / h - 0.4) / 0.8) ** 2
+    value = 158 - 60 * r2 - 8 * (y / h)  # brightest near the middle, falling off softly
+    value += np.random.default_rng(0).normal(0, 1.2, value.shape)  # faint render grain
+    rgb = np.clip(value, 0, 255)[..., None] * np.array([1.0, 1.0, 1.02], np.float32)
+    floor = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+    return floor, Image.fromarray((np.asarray(floor) * 0.55).astype(np.uint8))
+
+
+def _geometry(obj):
+    """Screen geometry (1x pixels) of an object whose footprint's lowest point is (u, v)."""
+    u, v, s, shape = obj["u"], obj["v"], obj["size"], obj["shape"]
+    if shape == "sphere":
+        r = s / 2
+        return {"center": (u, v - r), "r": r, "box": (u - r, v - 2 * r, u + r, v)}
+    if shape == "cylinder":
+        r, ry, height = 0.45 * s, 0.45 * s * _SIN, 0.85 * s * _COS
+        top, bottom = v - ry - height, v - ry
+        return {"u": u, "r": r, "ry": ry, "top": top, "bottom": bottom,
+                "box": (u - r, top - ry, u + r, v)}
+    # Cube: rotate the footprint around the vertical axis, keep the faces facing us.
+    side = 0.78 * s
+    c, sn = np.cos(obj["angle"]), np.sin(obj["angle"])
+    square = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * side / 2  # counter-clockwise
+    corners = square @ np.array([[c, sn], [-sn, c]])
+
+    def project(p, z):
+        return np.array([p[0], -(z * _COS + p[1] * _SIN)])
+
+    faces = []
+    for a, b in zip(corners, np.roll(corners, -1, axis=0)):
+        normal = np.array([b[1] - a[1], a[0] - b[0], 0]) / side  # outward, corners run CCW
+        if normal[1] < 0:  # faces the camera
+            faces.append(([project(a, 0), project(b, 0), project(b, side), project(a, side)],
+                          _brightness(normal)))
+    faces.append(([project(p, side) for p in corners], _brightness(np.array([0, 0, 1.0]))))
+    points = np.array([p for poly, _ in faces for p in poly])
+    shift = np.array([u, v - points[:, 1].max()])
+    faces = [([p + shift for p in poly], f) for poly, f in faces]
+    (x0, y0), (x1, y1) = points.min(0) + shift, points.max(0) + shift
+    return {"faces": faces, "box": (x0, y0, x1, y1)}
+
+
+def _too_hidden(objs, width, height):
+    """True if some object is mostly covered by nearer ones (boxes overestimate, so we err safe)."""
+    g = 4
+    cover = np.zeros((height // g + 1, width // g + 1), bool)
+    for o in sorted(objs, key=lambda o: -o["v"]):  # nearest first
+        x0, y0, x1, y1 = (int(c / g) for c in o["geo"]["box"])
+        region = cover[y0:y1 + 1, x0:x1 + 1]
+        if region.mean() > _HIDE_MAX:
+            return True
+        region[:] = True
+    return False
+
+
+def _layout(names, rng, width, height):
+    """Place objects on the floor so each stays on screen and mostly visible; back to front."""
+    horizon = -0.5 * height  # above the image: the camera looks down at the floor
+    while True:  # restarting is rare (a late object found no room) and always ends within a few tries
+        placed = []
+        for name in names:
+            color, shape = name.split()
+            for _ in range(100):
+                v = rng.uniform(0.45, 0.95) * height
+                # On a ground plane apparent size grows linearly with distance below the horizon.
+                size = rng.uniform(58, 88) * (v - horizon) / (height - horizon) * width / 320
+                obj = {"color": color, "shape": shape, "v": v, "size": size,
+                       "u": rng.uniform(0.55 * size, width - 0.55 * size),
+                       "angle": rng.uniform(0, np.pi / 2)}
+                obj["geo"] = _geometry(obj)
+                x0, y0, x1, y1 = obj["geo"]["box"]
+                if x0 >= 1 and y0 >= 1 and x1 <= width - 1 and y1 <= height - 1 \
+                        and not _too_hidden(placed + [obj], width, height):
+                    placed.append(obj)
+                    break
+            else:
+                break
+        if len(placed) == len(names):
+            return sorted(placed, key=lambda o: o["v"])
+
+
+def _paste_shaded(img, x0, y0, rgb, f, mask):
+    """Paste a per-pixel shaded patch (brightness f) of colour rgb where mask is set."""
+    patch = Image.fromarray(_shade(rgb, f))
+    img.paste(patch, (x0, y0), Image.fromarray(mask.astype(np.uint8) * 255))
+
+
+def _draw_sphere(img, draw, obj, k):
+    geo, rgb = obj["geo"], COLORS[obj["color"]]
+    cx, cy, r = geo["center"][0] * k, geo["center"][1] * k, geo["r"] * k
+    x0, y0 = int(cx - r), int(cy - r)
+    y, x = np.mgrid[y0:int(cy + r) + 2, x0:int(cx + r) + 2].astype(np.float32)
+    nx, ny = (x + 0.5 - cx) / r, (y + 0.5 - cy) / r
+    nz = np.sqrt(np.clip(1 - nx ** 2 - ny ** 2, 0, 1))
+    lambert = np.clip(nx * _LIGHT_VIEW[0] + ny * _LIGHT_VIEW[1] + nz * _LIGHT_VIEW[2], 0, None)
+    # Blinn-style highlight: half vector between the light and the viewer (0, 0, 1).
+    half = _LIGHT_VIEW + np.array([0, 0, 1.0])
+    half /= np.linalg.norm(half)
+    spec = np.clip(nx * half[0] + ny * half[1] + nz * half[2], 0, None) ** 40
+    f = _AMBIENT + _DIFFUSE * lambert + 0.6 * spec
+    _paste_shaded(img, x0, y0, rgb, f, nx ** 2 + ny ** 2 <= 1)
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=_outline(rgb), width=k)
+
+
+def _draw_cylinder(img, draw, obj, k):
+    g, rgb = obj["geo"], COLORS[obj["color"]]
+    u, r, ry, top, bottom = (g[key] * k for key in ("u", "r", "ry", "top", "bottom"))
+    x0, y0 = int(u - r), int(top)
+    y, x = np.mgrid[y0:int(bottom + ry) + 2, x0:int(u + r) + 2].astype(np.float32)
+    nx = np.clip((x + 0.5 - u) / r, -1, 1)
+    # The visible side of the body faces the camera (negative y in world space).
+    lambert = np.clip(nx * _LIGHT[0] - np.sqrt(1 - nx ** 2) * _LIGHT[1], 0, None)
+    inside = (np.abs(x + 0.5 - u) <= r) & ((y <= bottom) | ((x + 0.5 - u) ** 2 / r ** 2
+                                                           + (y - bottom) ** 2 / ry ** 2 <= 1))
+    _paste_shaded(img, x0, y0, rgb, _AMBIENT + _DIFFUSE * lambert, inside)
+    edge = _outline(rgb)
+    draw.arc((u - r, bottom - ry, u + r, bottom + ry), 0, 180, fill=edge, width=k)
+    draw.line((u - r, top, u - r, bottom), fill=edge, width=k)
+    draw.line((u + r, top, u + r, bottom), fill=edge, width=k)
+    cap = tuple(int(c) for c in _shade(rgb, _brightness(np.array([0, 0, 1.0]))))
+    draw.ellipse((u - r, top - ry, u + r, top + ry), fill=cap, outline=edge, width=k)
+
+
+def _draw_cube(img, draw, obj, k):
+    rgb = COLORS[obj["color"]]
+    for poly, f in obj["geo"]["faces"]:
+        color = tuple(int(c) for c in _shade(rgb, f))
+        draw.polygon([tuple(p * k) for p in poly], fill=color, outline=_outline(rgb), width=k)
+
+
+_DRAW = {"cube": _draw_cube, "sphere": _draw_sphere, "cylinder": _draw_cylinder}
+
+
+def render_scene(names, rng, width=320, height=240):
+    """Render one scene containing the named objects; returns an opaque RGBA image."""
+    objs = _layout(names, rng, width, height)
+    floor, dark = _floor(width, height)
+    # Shadows are drawn small and blurred: cheap, and soft like CLEVR's area lights.
+    shadow = Image.new("L", (width // 2, height // 2), 0)
+    shadow_draw = ImageDraw.Draw(shadow)
+    for o in objs:
+        x, y, s = o["u"] / 2, o["v"] / 2, o["size"] / 2
+        shadow_draw.ellipse((x - 0.45 * s, y - 0.75 * s, x + 0.95 * s, y - 0.05 * s), fill=210)
+    shadow = shadow.filter(ImageFilter.GaussianBlur(2.5)).resize(floor.size, Image.BILINEAR)
+    img = Image.composite(dark, floor, shadow)
+    draw = ImageDraw.Draw(img)
+    for o in objs:  # back to front, so nearer objects cover further ones
+        _DRAW[o["shape"]](img, draw, o, _SS)
+    img = img.resize((width, height), Image.LANCZOS)
+    img.putalpha(255)
+    return img
+
+
+def random_objects(rng):
+    """1-3 distinct object names, the count drawn uniformly."""
+    count = int(rng.integers(1, 4))
+    return [OBJECT_NAMES[i] for i in rng.choice(len(OBJECT_NAMES), count, replace=False)]
+
+
+def _render_one(job):
+    out_dir, seed, i = job
+    rng = np.random.default_rng([seed, i])  # per-image stream: same result for any worker count
+    names = random_objects(rng)
+    filename = f"CLEVR_train_{i:06d}_{i % 3}.png"
+    render_scene(names, rng).save(os.path.join(out_dir, "iclevr", filename), compress_level=1)
+    return filename, names
+
+
+def make_iclevr(out_dir, n=18009, seed=0, workers=2):
+    """Write a synthetic i-CLEVR in the real layout: out_dir/iclevr/*.png, train.json, objects.json,
+    test.json and new_test.json (the coursework's conditions, shipped in this repo's iclevr/)."""
+    os.makedirs(os.path.join(out_dir, "iclevr"), exist_ok=True)
+    jobs = [(out_dir, seed, i) for i in range(n)]
+    from tqdm import tqdm
+    bar = dict(total=n, desc="rendering i-CLEVR", disable=None, leave=False)
+    if workers > 1:
+        with Pool(workers) as pool:
+            results = list(tqdm(pool.imap(_render_one, jobs, chunksize=64), **bar))
+    else:
+        results = [_render_one(job) for job in tqdm(jobs, **bar)]
+    for name in ("test.json", "new_test.json"):
+        shutil.copyfile(os.path.join(SPEC_DIR, name), os.path.join(out_dir, name))
+    with open(os.path.join(out_dir, "train.json"), "w") as f:
+        json.dump(dict(results), f)
+    with open(os.path.join(out_dir, "objects.json"), "w") as f:
+        json.dump({name: i for i, name in enumerate(OBJECT_NAMES)}, f)
+
+
+def main():
+    p = argparse.ArgumentParser(description="Dataset tools. make-iclevr: render a synthetic i-CLEVR in the real layout.")
+    sub = p.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("make-iclevr", help="render a synthetic i-CLEVR (train.json, objects.json, test.json, "
+                                           "new_test.json, iclevr/*.png)")
+    m.add_argument("--out", required=True, help="folder to write")
+    m.add_argument("--n", type=int, default=18009, help="number of training images (the real set has 18,009)")
+    m.add_argument("--seed", type=int, default=0, help="random seed (same seed = same images)")
+    m.add_argument("--workers", type=int, default=2, help="processes rendering in parallel")
+    args = p.parse_args()
+    check(args.n > 0, f"--n must be > 0 (got {args.n})")
+    check(args.workers > 0, f"--workers must be > 0 (got {args.workers})")
+    from training import make_run_dir
+    make_run_dir(args.out)
+    make_iclevr(args.out, args.n, args.seed, args.workers)
+    print(f"wrote {args.n} images to {args.out}")
+
+
+if __name__ == "__main__":
+    from training import run_cli
+    run_cli(main)

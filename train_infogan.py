@@ -55,6 +55,9 @@ def get_parser():
                    help="G minimises -log D(G(z)) (non-saturating) or log(1 - D(G(z))) (minimax)")
     g.add_argument("--lambda-cat", type=float, default=1.0, help="weight of Q's categorical cross-entropy")
     g.add_argument("--lambda-cont", type=float, default=0.1, help="weight of Q's Gaussian NLL of the continuous codes")
+    g.add_argument("--info-in-d", type=int, choices=(0, 1), default=1,
+                   help="1: the information loss also trains the shared body in D's step (as the paper's code "
+                        "does), so D's features learn the codes faster; 0: only G and the Q head minimise it")
     g = p.add_argument_group("evaluation")
     g.add_argument("--eval-samples", type=int, default=100, help="images per categorical value for code->digit accuracy")
     g.add_argument("--no-eval", action="store_true", help="skip the code->digit accuracy (needs no classifier)")
@@ -144,6 +147,17 @@ def code_digit_accuracy(netG, classifier, config, n_per_code=100, device="cpu", 
 
 # ---------------------------------------------------------------------------- training
 
+def info_loss(q_out, cat_code, cont_code, args):
+    """-lambda * L_I: Q's cross-entropy on the categorical code plus its Gaussian negative
+    log-likelihood of the continuous codes (a lower bound on the mutual information, up to H(c))."""
+    cat_logits, cont_mean, cont_logvar = q_out
+    loss = args.lambda_cat * F.cross_entropy(cat_logits.float(), cat_code)
+    if cont_code.shape[1]:
+        nll = F.gaussian_nll_loss(cont_mean.float(), cont_code, cont_logvar.float().exp(), reduction="none")
+        loss = loss + args.lambda_cont * nll.sum(1).mean()
+    return loss
+
+
 def main():
     args = get_parser().parse_args()
     validate(args)
@@ -215,9 +229,9 @@ def main():
         if state["perm"] is None:
             state["perm"] = torch.randperm(len(images)).to(device)
         perm, first_step = state["perm"], state["step"]
-        # per-step statistics stay on the device; the host reads them every --log-every steps
-        stats = torch.zeros(steps_per_epoch, len(LOSS_COLUMNS), device=device)
-        bar, t0 = T.progress(steps_per_epoch - first_step, f"epoch {epoch + 1}/{args.epochs}"), time.time()
+        stats = T.StepStats(LOSS_COLUMNS, steps_per_epoch, first_step, args.log_every, device,
+                            f"epoch {epoch + 1}/{args.epochs}")
+        t0 = time.time()
         for step in range(first_step, steps_per_epoch):
             real = to_float(images[perm[step * bs:(step + 1) * bs]])
             noise = sample_noise(bs, config["noise_dim"], config["noise"], device)
@@ -229,8 +243,11 @@ def main():
             with torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None):
                 fake = G(z)
                 d_real, _ = D(real)
-                d_fake, _ = D(fake.detach())
+                d_fake, features_fake = D(fake.detach())
+                q_out_d = netD.q(features_fake) if args.info_in_d else None
             loss_d = bce(d_real.float(), ones) + bce(d_fake.float(), zeros)
+            if args.info_in_d:
+                loss_d = loss_d + info_loss(q_out_d, cat_code, cont_code, args)
             optD.zero_grad(set_to_none=True)
             loss_d.backward()
             optD.step()
@@ -241,48 +258,34 @@ def main():
                 p.requires_grad_(False)
             with torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None):
                 d_fake_after, features = D(fake)
-                cat_logits, cont_mean, cont_logvar = netD.q(features)
+                q_out = netD.q(features)
             if args.g_loss == "nonsaturating":
                 loss_g = bce(d_fake_after.float(), ones)
             else:
                 loss_g = -bce(d_fake_after.float(), zeros)
-            loss_q = args.lambda_cat * F.cross_entropy(cat_logits.float(), cat_code)
-            if n_cont:
-                nll = F.gaussian_nll_loss(cont_mean.float(), cont_code, cont_logvar.float().exp(), reduction="none")
-                loss_q = loss_q + args.lambda_cont * nll.sum(1).mean()
+            loss_q = info_loss(q_out, cat_code, cont_code, args)
             optGQ.zero_grad(set_to_none=True)
             (loss_g + loss_q).backward()
             optGQ.step()
             for p in d_params:
                 p.requires_grad_(True)
 
-            with torch.no_grad():
-                stats[step] = torch.stack([loss_d, loss_g, loss_q, torch.sigmoid(d_real.float()).mean(),
-                                           torch.sigmoid(d_fake.float()).mean(), torch.sigmoid(d_fake_after.float()).mean()])
-            done = step + 1
-            if done % args.log_every == 0 or done == steps_per_epoch or stop:
-                window = stats[max(first_step, done - args.log_every):done]
-                bad = T.is_finite_rows(window)
-                if bad is not None:
-                    bad_step = max(first_step, done - args.log_every) + bad
-                    print(f"error: the loss became NaN/inf at epoch {epoch + 1}, iteration {bad_step + 1}; "
-                          f"stopped, the last good checkpoint is kept in {out}", file=sys.stderr)
-                    return 1
-                m = window.mean(0).tolist()
-                bar.set_postfix(D=f"{m[0]:.3f}", G=f"{m[1]:.3f}", Q=f"{m[2]:.3f}", Dx=f"{m[3]:.2f}", DGz=f"{m[4]:.2f}")
-                bar.update(done - bar.n - first_step)
+            stats.record(step, loss_d, loss_g, loss_q, torch.sigmoid(d_real.float()).mean(),
+                         torch.sigmoid(d_fake.float()).mean(), torch.sigmoid(d_fake_after.float()).mean())
+            bad_step = stats.check(force=bool(stop))
+            if bad_step is not None:
+                print(T.nan_message(epoch + 1, bad_step, out), file=sys.stderr)
+                return 1
             if stop:
                 break
-        bar.close()
 
-        rows = stats[first_step:done].tolist()
+        rows, done = stats.rows(), stats.done
         state["history"] += [[epoch + 1, epoch * steps_per_epoch + first_step + i + 1] + r for i, r in enumerate(rows)]
         if stop and done < steps_per_epoch:
             state["step"] = done
             save(final_step_of_epoch=False)
             write_logs(out, state)
-            print(f"\ninterrupted at epoch {epoch + 1}, step {done}/{steps_per_epoch}; saved. Resume with:\n  "
-                  f"{T.resume_command(out)}", file=sys.stderr)
+            T.interrupted(out, epoch + 1, done, steps_per_epoch)
             return stop.exit_code
 
         # -- end of epoch: grids, accuracy, checkpoint, logs
@@ -305,7 +308,7 @@ def main():
         print(f"epoch {epoch + 1}/{args.epochs} | {epoch_time:.1f}s, {len(rows) * bs / epoch_time:.0f} img/s | "
               f"D {m[0]:.3f} G {m[1]:.3f} Q {m[2]:.3f} D(x) {m[3]:.2f} D(G(z)) {m[4]:.2f}/{m[5]:.2f}{summary}", flush=True)
         if stop:
-            print(f"interrupted after epoch {epoch + 1}; saved. Resume with:\n  {T.resume_command(out)}", file=sys.stderr)
+            T.interrupted(out, epoch + 1, 0, steps_per_epoch)
             return stop.exit_code
 
     T.make_gif(sorted(p for p in (os.path.join(out, "grids", f) for f in os.listdir(os.path.join(out, "grids")))

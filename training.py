@@ -242,3 +242,47 @@ def is_finite_rows(stats):
     """Index of the first row with a NaN/inf, or None."""
     bad = ~torch.isfinite(stats).all(dim=1)
     return int(bad.nonzero()[0]) if bad.any() else None
+
+
+class StepStats:
+    """Per-step training statistics kept on the device; the host reads them only every log_every
+    steps (progress bar, NaN check), so a GPU never waits for the CPU inside the loop."""
+
+    def __init__(self, columns, steps_per_epoch, first_step, log_every, device, desc):
+        self.columns, self.first, self.log_every = columns, first_step, log_every
+        self.values = torch.zeros(steps_per_epoch, len(columns), device=device)
+        self.done = first_step
+        self.bar = progress(steps_per_epoch - first_step, desc)
+
+    def record(self, step, *values):
+        with torch.no_grad():
+            self.values[step] = torch.stack([v.detach().float() for v in values])
+        self.done = step + 1
+
+    def check(self, force=False):
+        """Every log_every steps: progress bar update; returns the first bad (NaN/inf) step or None."""
+        if not (force or self.done % self.log_every == 0 or self.done == len(self.values)):
+            return None
+        start = max(self.first, self.done - self.log_every)
+        window = self.values[start:self.done]
+        bad = is_finite_rows(window)
+        if bad is not None:
+            return start + bad
+        means = window.mean(0).tolist()
+        self.bar.set_postfix({c: f"{m:.3f}" for c, m in zip(self.columns, means)})
+        self.bar.update(self.done - self.first - self.bar.n)
+        return None
+
+    def rows(self):
+        self.bar.close()
+        return self.values[self.first:self.done].tolist()
+
+
+def nan_message(epoch, step, out):
+    return (f"error: the loss became NaN/inf at epoch {epoch}, iteration {step + 1}; "
+            f"stopped, the last good checkpoint is kept in {out}")
+
+
+def interrupted(out, epoch, step, steps_per_epoch):
+    where = f"epoch {epoch}, step {step}/{steps_per_epoch}" if step else f"after epoch {epoch}"
+    print(f"\ninterrupted at {where}; saved. Resume with:\n  {resume_command(out)}", file=sys.stderr)

@@ -1,0 +1,147 @@
+"""The i-CLEVR evaluator: a ResNet-18 multi-label classifier, as in the coursework.
+
+    python evaluate.py --data-root data/iclevr-synth                  # train (or load) it, print held-out accuracy
+    python evaluate.py --ckpt runs/cgan/g.pt --evaluator checkpoint.pth  # judge a generator on test/new_test.json
+
+Its file is the coursework's format, {'model': state_dict} of a torchvision resnet18 whose fc is
+Sequential(Linear(512, 24), Sigmoid()), so the official checkpoint.pth (or classifier_weight.pth)
+loads unchanged, on CPU too. Accuracy is the coursework's top-k accuracy (models.topk_accuracy).
+"""
+import argparse
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+import training as T
+from data import SPEC_DIR, load_conditions, load_iclevr_cached, load_objects, to_float
+from models import build_evaluator, evaluator_probs, topk_accuracy
+
+EVALUATOR_FILE = "evaluator.pth"
+
+
+def load_evaluator(path, device="cpu"):
+    """The coursework's {'model': state_dict} file -> ResNet-18 in eval mode; a clear error otherwise."""
+    T.check(os.path.isfile(path), f"evaluator file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise T.UserError(f"cannot read evaluator {path} (truncated or not a torch file): {type(e).__name__}") from None
+    T.check(isinstance(state, dict) and "model" in state, f"{path} is not an evaluator file: expected {{'model': state_dict}}")
+    net = build_evaluator()
+    try:
+        net.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0][:150]
+        raise T.UserError(f"{path} does not hold a ResNet-18 with a 24-way fc ({first})") from None
+    return net.to(device).eval()
+
+
+def train_evaluator(images, conditions, device, epochs=4, batch_size=64, holdout=0.1, seed=0, lr=1e-3):
+    """ResNet-18 from scratch on (images, multi-hot conditions); returns (net, held-out top-k accuracy)."""
+    with torch.random.fork_rng(devices=[]):  # does not disturb the caller's random stream
+        torch.manual_seed(seed)
+        n_val = max(1, int(len(images) * holdout))
+        order = torch.randperm(len(images))
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        net = build_evaluator().to(device)
+        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+        steps = epochs * max(1, len(train_idx) // batch_size)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+        amp = T.autocast_dtype(torch.device(device), "auto")
+        bar = T.progress(steps, "training the evaluator")
+        for _ in range(epochs):
+            for idx in train_idx[torch.randperm(len(train_idx))].split(batch_size):
+                if len(idx) < batch_size:
+                    continue
+                x = to_float(images[idx]).to(device)
+                x = F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False) if x.shape[-1] != 64 else x
+                with torch.autocast(torch.device(device).type, amp, enabled=amp is not None):
+                    probs = net(x)
+                loss = F.binary_cross_entropy(probs.float().clamp(1e-6, 1 - 1e-6), conditions[idx].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                bar.update(1)
+        bar.close()
+        net.eval()
+        acc = topk_accuracy(evaluator_probs(net, to_float(images[val_idx]).to(device)).cpu(), conditions[val_idx])
+    return net, acc
+
+
+def evaluator_for(args_evaluator, data_root, device, images=None, conditions=None):
+    """--evaluator PATH, else the one cached in the data folder, else train one there now."""
+    if args_evaluator:
+        return load_evaluator(args_evaluator, device)
+    path = os.path.join(data_root, EVALUATOR_FILE)
+    if os.path.isfile(path):
+        return load_evaluator(path, device)
+    if images is None:
+        images, conditions, _ = load_iclevr_cached(data_root, 64)
+    print(f"training an evaluator on {len(images)} images of {data_root} (cached as {path})...", file=sys.stderr)
+    net, acc = train_evaluator(images, conditions, device)
+    print(f"evaluator held-out top-k accuracy: {acc:.4f}", file=sys.stderr)
+    try:
+        T.save_checkpoint({"model": net.state_dict(), "heldout_accuracy": acc}, path)
+    except OSError:
+        print(f"warning: cannot cache the evaluator in {data_root}", file=sys.stderr)
+    return net
+
+
+@torch.no_grad()
+def generator_accuracy(netG, noise_dim, evaluator, conditions, draws=5, seed=0, device="cpu"):
+    """Mean and standard deviation of the top-k accuracy over `draws` noise draws
+    (one image per condition per draw), and the images of the first draw."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    was_training = netG.training
+    netG.eval()
+    accs, first = [], None
+    y = conditions.to(device)
+    for _ in range(draws):
+        images = netG(torch.randn(len(y), noise_dim, device=device, generator=gen), y).float()
+        accs.append(topk_accuracy(evaluator_probs(evaluator, images).cpu(), conditions))
+        first = images.cpu() if first is None else first
+    netG.train(was_training)
+    acc = torch.tensor(accs)
+    return acc.mean().item(), (acc.std().item() if draws > 1 else 0.0), first
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", default="data/iclevr-synth", help="i-CLEVR folder (real layout)")
+    p.add_argument("--evaluator", default=None, help="evaluator checkpoint (default: trained and cached in --data-root)")
+    p.add_argument("--ckpt", default=None, help="a cGAN g.pt/ckpt.pt to judge on test.json and new_test.json")
+    p.add_argument("--draws", type=int, default=10, help="noise draws per condition file")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    args = p.parse_args()
+    device = T.pick_device(args.device)
+    if args.ckpt is None:
+        if args.evaluator:
+            images, conditions, _ = load_iclevr_cached(args.data_root, 64)
+            acc = topk_accuracy(evaluator_probs(load_evaluator(args.evaluator, device), to_float(images).to(device)).cpu(),
+                                conditions)
+            print(f"evaluator top-k accuracy on all {len(images)} images of {args.data_root}: {acc:.4f}")
+        else:
+            evaluator_for(None, args.data_root, device)
+            state = torch.load(os.path.join(args.data_root, EVALUATOR_FILE), weights_only=False)
+            print(f"evaluator held-out top-k accuracy: {state.get('heldout_accuracy', float('nan')):.4f}")
+        return 0
+    T.check(args.draws > 0, f"--draws must be > 0 (got {args.draws})")
+    ckpt = T.load_checkpoint(args.ckpt, kind="cgan")
+    from models import build_cgan
+    netG, _ = build_cgan(ckpt["config"])
+    netG.load_state_dict(ckpt["netG"])
+    netG = netG.to(device)
+    evaluator = evaluator_for(args.evaluator, args.data_root, device)
+    objects = load_objects(SPEC_DIR)
+    for name in ("test.json", "new_test.json"):
+        mean, std, _ = generator_accuracy(netG, ckpt["config"]["noise_dim"], evaluator,
+                                          load_conditions(os.path.join(SPEC_DIR, name), objects), args.draws, device=device)
+        print(f"{name}: {mean:.4f} +- {std:.4f} (top-k accuracy over {args.draws} noise draws)")
+    return 0
+
+
+if __name__ == "__main__":
+    T.run_cli(main)
