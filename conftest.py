@@ -68,3 +68,21 @@ def infogan_run(tmp_path_factory, mnist_root):
     proc = run("train_infogan.py", "--data-root", mnist_root, "--out", out, "--epochs", 1, "--batch-size", 50,
                "--eval-samples", 20, "--seed", 3)
     return out, proc
+
+
+@pytest.fixture(scope="session")
+def iclevr_root(tmp_path_factory):
+    """A tiny synthetic i-CLEVR (real layout), rendered through the real command line."""
+    root = str(tmp_path_factory.mktemp("iclevr") / "synth")
+    run("data.py", "make-iclevr", "--out", root, "--n", 48, "--seed", 0, "--workers", 1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_evaluator(tmp_path_factory, iclevr_root):
+    """A (barely trained) evaluator in the coursework's {'model': state_dict} format."""
+    import torch
+    from models import build_evaluator
+    path = str(tmp_path_factory.mktemp("evaluator") / "checkpoint.pth")
+    torch.save({"model": build_evaluator().state_dict()}, path)
+    return path

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 import training as T
 from data import SPEC_DIR, load_conditions, load_iclevr_cached, load_objects, to_float
-from models import build_evaluator, evaluator_probs, topk_accuracy
+from models import build_evaluator, evaluator_probs, topk_accuracy  # noqa: F401 (re-exported for sample.py)
 
 EVALUATOR_FILE = "evaluator.pth"
 

@@ -113,7 +113,24 @@ def sample_infogan(ckpt, args, device):
 
 @torch.no_grad()
 def sample_cgan(ckpt, args, device):
-    raise T.UserError("cGAN sampling is not available yet")
+    from data import load_conditions, to_multi_hot
+    config, netG, objects = ckpt["config"], load_generator(ckpt, build_cgan, device), ckpt["objects"]
+    T.check((args.labels is None) != (args.json is None), "give exactly one of --labels or --json")
+    if args.labels is not None:
+        names = [n.strip() for n in args.labels.split(",") if n.strip()]
+        y = to_multi_hot([names], objects, "--labels").repeat(args.n or 8, 1)
+        nrow, name = 8, "labels"
+    else:
+        y, nrow, name = load_conditions(args.json, objects), 8, os.path.splitext(os.path.basename(args.json))[0]
+    images = netG(torch.randn(len(y), config["noise_dim"]).to(device), y.to(device)).float().cpu()
+    if args.json is not None:
+        from evaluate import EVALUATOR_FILE, evaluator_probs, load_evaluator, topk_accuracy
+        cached = os.path.join(ckpt.get("data_root") or ckpt.get("args", {}).get("data_root") or "", EVALUATOR_FILE)
+        path = args.evaluator or (cached if os.path.isfile(cached) else None)
+        if path:
+            acc = topk_accuracy(evaluator_probs(load_evaluator(path), images), y)
+            print(f"top-k accuracy on {args.json} ({path}): {acc:.4f}")
+    return images, y, nrow, name
 
 
 if __name__ == "__main__":

@@ -122,3 +122,113 @@ def test_shared_mnist_loads_without_download():
     images, labels = load_mnist(root, train=True, download=False)
     assert images.shape == (23797, 1, 28, 28) and images.dtype == torch.uint8
     assert labels.min() == 0 and labels.max() == 9
+
+
+# ---------------------------------------------------------------------------- conditional GAN (i-CLEVR)
+
+PALETTE_HUES = {"red": 0, "brown": 28, "yellow": 55, "green": 112, "cyan": 180, "blue": 226, "purple": 274}
+
+
+def colors_in(image, min_pixels=40):
+    """Which palette colours cover at least min_pixels saturated pixels of a rendered scene."""
+    hsv = np.asarray(image.convert("RGB").convert("HSV")).astype(float)
+    hue, sat, val = hsv[..., 0] * 360 / 255, hsv[..., 1] / 255, hsv[..., 2] / 255
+    strong = (sat > 0.45) & (val > 0.25)
+    found = set()
+    for name, h in PALETTE_HUES.items():
+        dist = np.minimum(abs(hue - h), 360 - abs(hue - h))
+        if (strong & (dist < 12)).sum() >= min_pixels:
+            found.add(name)
+    return found
+
+
+def test_synthetic_iclevr_layout_and_loader(iclevr_root):
+    import json
+    from data import load_iclevr
+    train = json.load(open(os.path.join(iclevr_root, "train.json")))
+    assert len(train) == 48 and all(1 <= len(v) <= 3 and len(set(v)) == len(v) for v in train.values())
+    objects = json.load(open(os.path.join(iclevr_root, "objects.json")))
+    assert objects == json.load(open(os.path.join(os.path.dirname(__file__), "iclevr", "objects.json")))
+    for name in ("test.json", "new_test.json"):
+        assert len(json.load(open(os.path.join(iclevr_root, name)))) == 32
+    first = sorted(train)[0]
+    assert first.startswith("CLEVR_train_") and first.endswith(".png")
+    img = Image.open(os.path.join(iclevr_root, "iclevr", first))
+    assert img.mode == "RGBA" and img.size == (320, 240)
+    images, conditions, _ = load_iclevr(iclevr_root, img_size=32)
+    assert images.shape == (48, 3, 32, 32) and images.dtype == torch.uint8
+    assert torch.equal(conditions.sum(1), torch.tensor([float(len(v)) for v in train.values()]))
+
+
+def test_synthetic_iclevr_is_deterministic_for_a_seed(tmp_path):
+    from data import render_scene
+    a = render_scene(["red cube", "blue sphere"], np.random.default_rng([3, 1]))
+    b = render_scene(["red cube", "blue sphere"], np.random.default_rng([3, 1]))
+    c = render_scene(["red cube", "blue sphere"], np.random.default_rng([4, 1]))
+    assert np.array_equal(np.asarray(a), np.asarray(b)) and not np.array_equal(np.asarray(a), np.asarray(c))
+
+
+@pytest.mark.parametrize("names", [["red cube"], ["blue sphere", "yellow cylinder"],
+                                   ["green cube", "purple sphere", "cyan cylinder"], ["brown cylinder", "red sphere"]])
+def test_rendered_scene_matches_its_labels(names):
+    """Object count and colours: exactly the listed colours show up in the picture."""
+    from data import render_scene
+    for seed in range(3):
+        found = colors_in(render_scene(names, np.random.default_rng([seed, 7])))
+        assert found == {n.split()[0] for n in names}, (seed, names, found)
+
+
+def test_topk_accuracy_hand_made_cases():
+    from models import topk_accuracy
+    labels = torch.tensor([[1, 0, 0, 0], [0, 1, 1, 0], [1, 1, 1, 0]], dtype=torch.float)
+    perfect = labels * 0.9 + 0.05
+    assert topk_accuracy(perfect, labels) == 1.0
+    probs = torch.tensor([[0.1, 0.9, 0.0, 0.0],      # k=1: miss
+                          [0.0, 0.8, 0.1, 0.7],      # k=2: {1, 3} -> 1 hit
+                          [0.9, 0.1, 0.8, 0.85]])    # k=3: {0, 3, 2} -> 2 hits
+    assert topk_accuracy(probs, labels) == pytest.approx(3 / 6)
+
+
+def test_evaluator_round_trip_in_coursework_format(tmp_path):
+    from evaluate import load_evaluator
+    from models import build_evaluator
+    net = build_evaluator().eval()
+    torch.save({"model": net.state_dict()}, tmp_path / "checkpoint.pth")
+    loaded = load_evaluator(str(tmp_path / "checkpoint.pth"))
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(net(x), loaded(x))
+    assert set(net.state_dict()) >= {"fc.0.weight", "fc.0.bias", "conv1.weight", "layer4.1.bn2.running_var"}
+    torch.save({"model": {"fc.0.weight": torch.zeros(10, 512)}}, tmp_path / "bad.pth")
+    with pytest.raises(T.UserError, match="ResNet-18"):
+        load_evaluator(str(tmp_path / "bad.pth"))
+
+
+@pytest.mark.parametrize("loss,cond", [("hinge", "projection"), ("wgan-gp", "concat"), ("bce", "concat")])
+def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond):
+    out = tmp_path / "run"
+    proc = run("train_cgan.py", "--data-root", iclevr_root, "--img-size", 32, "--epochs", 1, "--batch-size", 16,
+               "--loss", loss, "--cond", cond, "--evaluator", tiny_evaluator, "--eval-draws", 2, "--out", out,
+               "--g-width", 16, "--d-width", 16)
+    assert "epoch 1/1" in proc.stdout and "new_test" in proc.stdout
+    ckpt = T.load_checkpoint(str(out), kind="cgan")
+    assert ckpt["config"]["cond"] == cond and ckpt["args"]["loss"] == loss and len(ckpt["history"]) == 3
+    # 32 conditions, 8 per row: 4 x 8 grid of 32 px images with 2 px padding
+    assert Image.open(out / "grid_test.png").size == (8 * 34 + 2, 4 * 34 + 2)
+    assert Image.open(out / "grid_new_test.png").size == (8 * 34 + 2, 4 * 34 + 2)
+    with open(out / "accuracy.csv") as f:
+        row = next(csv.DictReader(f))
+    assert 0 <= float(row["test_mean"]) <= 1 and 0 <= float(row["new_test_mean"]) <= 1
+    for name in ("g.pt", "g_best.pt", "curves.png", "losses.csv"):
+        assert (out / name).exists()
+    if loss == "hinge":  # sample.py on the result
+        run("sample.py", "--ckpt", out / "g.pt", "--labels", "red cube, blue sphere", "--n", 5, "--out", tmp_path / "s.npz")
+        data = np.load(tmp_path / "s.npz")
+        assert data["images"].shape == (5, 3, 32, 32) and data["images"].dtype == np.uint8
+        assert data["conditions"].shape == (5, 24) and (data["conditions"].sum(1) == 2).all()
+        proc = run("sample.py", "--ckpt", out, "--json", os.path.join(iclevr_root, "test.json"),
+                   "--evaluator", tiny_evaluator, "--out", tmp_path / "test.png")
+        assert "top-k accuracy" in proc.stdout
+        assert Image.open(tmp_path / "test.png").size == (8 * 34 + 2, 4 * 34 + 2)
+        bad = run("sample.py", "--ckpt", out / "g.pt", "--labels", "pink cube", check=False)
+        assert bad.returncode == 2 and "pink cube" in bad.stderr and "yellow cylinder" in bad.stderr
