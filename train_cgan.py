@@ -112,6 +112,46 @@ def gradient_penalty(netD, real, fake, y):
     return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
+def train_step(real, y, step, G, D, netD, optG, optD, config, args, amp_dtype, last_loss_g):
+    """One D step, plus a G step every n_critic steps; returns (loss_d, loss_g, mean D(real), mean D(fake))
+    as tensors (last_loss_g is passed through when G does not step)."""
+    bs, device, d_params, loss_g = real.size(0), real.device, list(netD.parameters()), last_loss_g
+    autocast = lambda: torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None)  # noqa: E731
+    z = torch.randn(bs, config["noise_dim"], device=device)
+
+    # (1) D step on every batch: real (x, y) high, fake (G(z, y), y) low, plus the
+    # auxiliary loss that makes D's features know which objects a real image holds.
+    with autocast():
+        fake = G(z, y)
+        d_real, aux_real = D(real, y)
+        d_fake, _ = D(fake.detach(), y)
+    loss_d = d_loss_fn(args.loss, d_real.float(), d_fake.float())
+    if args.aux_weight:
+        loss_d = loss_d + args.aux_weight * F.binary_cross_entropy_with_logits(aux_real.float(), y)
+    if args.loss == "wgan-gp":
+        loss_d = loss_d + args.gp_weight * gradient_penalty(netD, real, fake.detach().float(), y)
+    optD.zero_grad(set_to_none=True)
+    loss_d.backward()
+    optD.step()
+
+    # (2) G step every n_critic D steps, with D frozen: fool D and make the objects recognisable.
+    if (step + 1) % args.n_critic == 0:
+        for p in d_params:
+            p.requires_grad_(False)
+        with autocast():
+            d_gen, aux_gen = D(fake, y)
+        loss_g = g_loss_fn(args.loss, d_gen.float())
+        if args.aux_weight:
+            loss_g = loss_g + args.aux_weight * F.binary_cross_entropy_with_logits(aux_gen.float(), y)
+        optG.zero_grad(set_to_none=True)
+        loss_g.backward()
+        optG.step()
+        for p in d_params:
+            p.requires_grad_(True)
+
+    return loss_d.detach(), loss_g.detach(), d_real.float().mean(), d_fake.float().mean()
+
+
 def main():
     args = get_parser().parse_args()
     validate(args)
@@ -180,8 +220,7 @@ def main():
                                    epoch=state["epoch"], data_root=args.data_root), os.path.join(out, T.GENERATOR))
 
     stop = T.StopRequest()
-    bs, d_params = args.batch_size, list(netD.parameters())
-    autocast = lambda: torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None)  # noqa: E731
+    bs = args.batch_size
 
     for epoch in range(state["epoch"], args.epochs):
         if state["perm"] is None:
@@ -194,39 +233,9 @@ def main():
         for step in range(first_step, steps_per_epoch):
             idx = perm[step * bs:(step + 1) * bs]
             real, y = to_float(images[idx]), conditions[idx]
-            z = torch.randn(bs, config["noise_dim"], device=device)
-
-            # (1) D step on every batch: real (x, y) high, fake (G(z, y), y) low, plus the
-            # auxiliary loss that makes D's features know which objects a real image holds.
-            with autocast():
-                fake = G(z, y)
-                d_real, aux_real = D(real, y)
-                d_fake, _ = D(fake.detach(), y)
-            loss_d = d_loss_fn(args.loss, d_real.float(), d_fake.float())
-            if args.aux_weight:
-                loss_d = loss_d + args.aux_weight * F.binary_cross_entropy_with_logits(aux_real.float(), y)
-            if args.loss == "wgan-gp":
-                loss_d = loss_d + args.gp_weight * gradient_penalty(netD, real, fake.detach().float(), y)
-            optD.zero_grad(set_to_none=True)
-            loss_d.backward()
-            optD.step()
-
-            # (2) G step every n_critic D steps, with D frozen: fool D and make the objects recognisable.
-            if (step + 1) % args.n_critic == 0:
-                for p in d_params:
-                    p.requires_grad_(False)
-                with autocast():
-                    d_gen, aux_gen = D(fake, y)
-                loss_g = g_loss_fn(args.loss, d_gen.float())
-                if args.aux_weight:
-                    loss_g = loss_g + args.aux_weight * F.binary_cross_entropy_with_logits(aux_gen.float(), y)
-                optG.zero_grad(set_to_none=True)
-                loss_g.backward()
-                optG.step()
-                for p in d_params:
-                    p.requires_grad_(True)
-
-            stats.record(step, loss_d, loss_g, d_real.float().mean(), d_fake.float().mean())
+            loss_d, loss_g, d_real, d_fake = train_step(real, y, step, G, D, netD, optG, optD, config, args, amp_dtype,
+                                                        loss_g)
+            stats.record(step, loss_d, loss_g, d_real, d_fake)
             bad_step = stats.check(force=bool(stop))
             if bad_step is not None:
                 print(T.nan_message(epoch + 1, bad_step, out), file=sys.stderr)

@@ -158,6 +158,52 @@ def info_loss(q_out, cat_code, cont_code, args):
     return loss
 
 
+def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype):
+    """One InfoGAN iteration on a batch of real images; returns the statistics of LOSS_COLUMNS
+    as tensors (not read here, so a GPU never waits). G, D may be torch.compile'd netG, netD."""
+    bs, n_cat, n_cont, device = real.size(0), config["n_cat"], config["n_cont"], real.device
+    bce, d_params = F.binary_cross_entropy_with_logits, [*netD.body.parameters(), *netD.d_head.parameters()]
+    ones, zeros = torch.ones(bs, device=device), torch.zeros(bs, device=device)
+    noise = sample_noise(bs, config["noise_dim"], config["noise"], device)
+    cat_code = torch.randint(n_cat, (bs,), device=device)
+    cont_code = torch.rand(bs, n_cont, device=device) * 2 - 1
+    z = infogan_latent(noise, cat_code, cont_code, n_cat)
+
+    # (1) D: real -> 1, G(z) -> 0. The fake batch is detached so D's step leaves G alone.
+    with torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None):
+        fake = G(z)
+        d_real, _ = D(real)
+        d_fake, features_fake = D(fake.detach())
+        q_out_d = netD.q(features_fake) if args.info_in_d else None
+    loss_d = bce(d_real.float(), ones) + bce(d_fake.float(), zeros)
+    if args.info_in_d:
+        loss_d = loss_d + info_loss(q_out_d, cat_code, cont_code, args)
+    optD.zero_grad(set_to_none=True)
+    loss_d.backward()
+    optD.step()
+
+    # (2) G and Q: fool the updated D and let Q recover the codes. D's own weights are frozen
+    # for this pass (they are not being trained here, so their gradients would be wasted work).
+    for p in d_params:
+        p.requires_grad_(False)
+    with torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None):
+        d_fake_after, features = D(fake)
+        q_out = netD.q(features)
+    if args.g_loss == "nonsaturating":
+        loss_g = bce(d_fake_after.float(), ones)
+    else:
+        loss_g = -bce(d_fake_after.float(), zeros)
+    loss_q = info_loss(q_out, cat_code, cont_code, args)
+    optGQ.zero_grad(set_to_none=True)
+    (loss_g + loss_q).backward()
+    optGQ.step()
+    for p in d_params:
+        p.requires_grad_(True)
+
+    return (loss_d, loss_g, loss_q, torch.sigmoid(d_real.float()).mean(),
+            torch.sigmoid(d_fake.float()).mean(), torch.sigmoid(d_fake_after.float()).mean())
+
+
 def main():
     args = get_parser().parse_args()
     validate(args)
@@ -221,9 +267,7 @@ def main():
                               os.path.join(out, T.GENERATOR))
 
     stop = T.StopRequest()
-    bce = F.binary_cross_entropy_with_logits
-    n_cat, n_cont, bs = config["n_cat"], config["n_cont"], args.batch_size
-    ones, zeros = torch.ones(bs, device=device), torch.zeros(bs, device=device)
+    bs = args.batch_size
 
     for epoch in range(state["epoch"], args.epochs):
         if state["perm"] is None:
@@ -234,44 +278,7 @@ def main():
         t0 = time.time()
         for step in range(first_step, steps_per_epoch):
             real = to_float(images[perm[step * bs:(step + 1) * bs]])
-            noise = sample_noise(bs, config["noise_dim"], config["noise"], device)
-            cat_code = torch.randint(n_cat, (bs,), device=device)
-            cont_code = torch.rand(bs, n_cont, device=device) * 2 - 1
-            z = infogan_latent(noise, cat_code, cont_code, n_cat)
-
-            # (1) D: real -> 1, G(z) -> 0. The fake batch is detached so D's step leaves G alone.
-            with torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None):
-                fake = G(z)
-                d_real, _ = D(real)
-                d_fake, features_fake = D(fake.detach())
-                q_out_d = netD.q(features_fake) if args.info_in_d else None
-            loss_d = bce(d_real.float(), ones) + bce(d_fake.float(), zeros)
-            if args.info_in_d:
-                loss_d = loss_d + info_loss(q_out_d, cat_code, cont_code, args)
-            optD.zero_grad(set_to_none=True)
-            loss_d.backward()
-            optD.step()
-
-            # (2) G and Q: fool the updated D and let Q recover the codes. D's own weights are frozen
-            # for this pass (they are not being trained here, so their gradients would be wasted work).
-            for p in d_params:
-                p.requires_grad_(False)
-            with torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None):
-                d_fake_after, features = D(fake)
-                q_out = netD.q(features)
-            if args.g_loss == "nonsaturating":
-                loss_g = bce(d_fake_after.float(), ones)
-            else:
-                loss_g = -bce(d_fake_after.float(), zeros)
-            loss_q = info_loss(q_out, cat_code, cont_code, args)
-            optGQ.zero_grad(set_to_none=True)
-            (loss_g + loss_q).backward()
-            optGQ.step()
-            for p in d_params:
-                p.requires_grad_(True)
-
-            stats.record(step, loss_d, loss_g, loss_q, torch.sigmoid(d_real.float()).mean(),
-                         torch.sigmoid(d_fake.float()).mean(), torch.sigmoid(d_fake_after.float()).mean())
+            stats.record(step, *train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype))
             bad_step = stats.check(force=bool(stop))
             if bad_step is not None:
                 print(T.nan_message(epoch + 1, bad_step, out), file=sys.stderr)
@@ -312,7 +319,7 @@ def main():
             return stop.exit_code
 
     T.make_gif(sorted(p for p in (os.path.join(out, "grids", f) for f in os.listdir(os.path.join(out, "grids")))
-                      if p.endswith("_c1.png" if n_cont else "_noise.png")), os.path.join(out, "progress.gif"))
+                      if p.endswith("_c1.png" if config["n_cont"] else "_noise.png")), os.path.join(out, "progress.gif"))
     print(f"done: {out}/g.pt; sample with: python sample.py --ckpt {out}/g.pt --grid", flush=True)
     return 0
 

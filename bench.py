@@ -1,0 +1,280 @@
+"""Training-throughput benchmark: this toolkit's training step against the textbook loop, side by side.
+
+    python bench.py --data-root ../shared/data               # InfoGAN (every --arch) and the cGAN at 32/64 px
+    python bench.py --data-root ../shared/data --time-to-quality   # wall time to code->digit accuracy 0.90
+
+For every row both loops train the same networks (same init, same batch) in this one process:
+  fast       the trainers' own train_step: data resident as one uint8 tensor and batched by indexing,
+             D frozen during the G step, bf16 autocast where the hardware has it, no host syncs
+  reference  the way the reports train: torchvision DataLoader with per-image ToTensor/Normalize,
+             float32, separate real and fake backward passes, D's gradients computed in the G step,
+             losses read with .item() every step
+Images/s is the batch size over the median time of the timed iterations (after warm-up), data
+loading included.
+"""
+import argparse
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+import training as T
+from data import load_iclevr, load_mnist, make_iclevr, to_float
+from models import INFOGAN_ARCHS, INFOGAN_IMG_SIZE, build_cgan, build_infogan, infogan_latent, sample_noise
+
+
+def timed(step, warmup, iters, sync):
+    times = []
+    for i in range(warmup + iters):
+        t0 = time.perf_counter()
+        step()
+        sync()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def infogan_args(**kw):
+    import train_infogan
+    return train_infogan.get_parser().parse_args([f"--{k.replace('_', '-')}={v}" for k, v in kw.items()])
+
+
+# ---------------------------------------------------------------------------- InfoGAN
+
+def bench_infogan_fast(arch, images, bs, device, precision, warmup, iters):
+    from train_infogan import train_step
+    args = infogan_args(arch=arch, batch_size=bs, precision=precision)
+    config = dict(arch=arch, noise_dim=62, n_cat=10, n_cont=2, noise="uniform")
+    torch.manual_seed(0)
+    netG, netD = (m.to(device) for m in build_infogan(config))
+    d_params = list(netD.body.parameters()) + list(netD.d_head.parameters())
+    optD = torch.optim.Adam(d_params, lr=2e-4, betas=(0.5, 0.999))
+    optGQ = torch.optim.Adam(list(netG.parameters()) + list(netD.q_head.parameters()), lr=1e-3, betas=(0.5, 0.999))
+    amp = T.autocast_dtype(device, precision)
+    images = images.to(device)
+    perm = torch.randperm(len(images), device=device)
+    pos = [0]
+
+    def step():
+        idx = perm[pos[0] * bs % (len(images) - bs):][:bs]
+        pos[0] += 1
+        train_step(to_float(images[idx]), netG, netD, netD, optD, optGQ, config, args, amp)
+    return timed(step, warmup, iters, sync(device))
+
+
+def bench_infogan_reference(arch, data_root, bs, device, warmup, iters):
+    """The textbook loop of the reports (seed 003's structure), same networks."""
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+    size = INFOGAN_IMG_SIZE[arch]
+    tf = [transforms.Resize(size)] if size != 28 else []
+    ds = datasets.MNIST(data_root, train=True, download=False,
+                        transform=transforms.Compose(tf + [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]))
+    loader = DataLoader(ds, batch_size=bs, shuffle=True, drop_last=True)
+    config = dict(arch=arch, noise_dim=62, n_cat=10, n_cont=2, noise="uniform")
+    torch.manual_seed(0)
+    netG, netD = (m.to(device) for m in build_infogan(config))
+    optD = torch.optim.Adam(list(netD.body.parameters()) + list(netD.d_head.parameters()), lr=2e-4, betas=(0.5, 0.999))
+    optG = torch.optim.Adam(list(netG.parameters()) + list(netD.q_head.parameters()), lr=1e-3, betas=(0.5, 0.999))
+    bce = torch.nn.BCEWithLogitsLoss()
+    batches = iter(loader)
+    log = []
+
+    def step():
+        x, _ = next(batches)
+        x = x.to(device)
+        optD.zero_grad()
+        d_real, _ = netD(x)
+        loss_real = bce(d_real, torch.ones(bs, device=device))
+        loss_real.backward()
+        cat = torch.randint(10, (bs,), device=device)
+        cont = torch.rand(bs, 2, device=device) * 2 - 1
+        z = infogan_latent(sample_noise(bs, 62, "uniform", device), cat, cont, 10)
+        fake = netG(z)
+        d_fake, _ = netD(fake.detach())
+        loss_fake = bce(d_fake, torch.zeros(bs, device=device))
+        loss_fake.backward()
+        optD.step()
+        optG.zero_grad()
+        d_fake2, features = netD(fake)
+        cat_logits, mean, logvar = netD.q(features)
+        loss_g = bce(d_fake2, torch.ones(bs, device=device)) + F.cross_entropy(cat_logits, cat) + \
+            0.1 * F.gaussian_nll_loss(mean, cont, logvar.exp(), reduction="none").sum(1).mean()
+        loss_g.backward()
+        optG.step()
+        log.append((loss_real.item() + loss_fake.item(), loss_g.item()))
+    return timed(step, warmup, iters, sync(device))
+
+
+# ---------------------------------------------------------------------------- cGAN
+
+def cgan_setup(img_size, device):
+    import train_cgan
+    args = train_cgan.get_parser().parse_args(["--img-size", str(img_size)])
+    train_cgan.validate(args)
+    config = {k: getattr(args, k) for k in train_cgan.MODEL_KEYS}
+    config["n_classes"] = 24
+    torch.manual_seed(0)
+    netG, netD = (m.to(device) for m in build_cgan(config))
+    optG = torch.optim.Adam(netG.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
+    optD = torch.optim.Adam(netD.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
+    return args, config, netG, netD, optG, optD
+
+
+def bench_cgan_fast(root, img_size, bs, device, precision, warmup, iters):
+    from train_cgan import train_step
+    args, config, netG, netD, optG, optD = cgan_setup(img_size, device)
+    images, conditions, _ = load_iclevr(root, img_size)
+    images, conditions = images.to(device), conditions.to(device)
+    amp = T.autocast_dtype(device, precision)
+    state = {"pos": 0, "loss_g": torch.zeros((), device=device)}
+
+    def step():
+        i = state["pos"] * bs % (len(images) - bs)
+        state["pos"] += 1
+        out = train_step(to_float(images[i:i + bs]), conditions[i:i + bs], state["pos"], netG, netD, netD,
+                         optG, optD, config, args, amp, state["loss_g"])
+        state["loss_g"] = out[1]
+    return timed(step, warmup, iters, sync(device))
+
+
+def bench_cgan_reference(root, img_size, bs, device, warmup, iters):
+    """Per-image PIL loading, float32, separate passes, .item() every step; same networks and losses."""
+    import json
+    from PIL import Image
+    from torch.utils.data import DataLoader, Dataset
+    from torchvision import transforms
+
+    class ICLEVR(Dataset):
+        def __init__(self):
+            self.items = list(json.load(open(os.path.join(root, "train.json"))).items())
+            self.objects = json.load(open(os.path.join(root, "objects.json")))
+            self.tf = transforms.Compose([transforms.Resize((img_size, img_size)), transforms.ToTensor(),
+                                          transforms.Normalize((0.5,) * 3, (0.5,) * 3)])
+
+        def __len__(self):
+            return len(self.items)
+
+        def __getitem__(self, i):
+            name, objs = self.items[i]
+            y = torch.zeros(24)
+            y[[self.objects[o] for o in objs]] = 1
+            return self.tf(Image.open(os.path.join(root, "iclevr", name)).convert("RGB")), y
+
+    args, config, netG, netD, optG, optD = cgan_setup(img_size, device)
+    batches = iter(DataLoader(ICLEVR(), batch_size=bs, shuffle=True, drop_last=True))
+    log = []
+
+    def step():
+        x, y = next(batches)
+        x, y = x.to(device), y.to(device)
+        optD.zero_grad()
+        d_real, aux_real = netD(x, y)
+        loss_real = F.relu(1 - d_real).mean() + F.binary_cross_entropy_with_logits(aux_real, y)
+        loss_real.backward()
+        fake = netG(torch.randn(bs, config["noise_dim"], device=device), y)
+        d_fake, _ = netD(fake.detach(), y)
+        loss_fake = F.relu(1 + d_fake).mean()
+        loss_fake.backward()
+        optD.step()
+        optG.zero_grad()
+        d_gen, aux_gen = netD(fake, y)
+        loss_g = -d_gen.mean() + F.binary_cross_entropy_with_logits(aux_gen, y)
+        loss_g.backward()
+        optG.step()
+        log.append((loss_real.item() + loss_fake.item(), loss_g.item()))
+    return timed(step, warmup, iters, sync(device))
+
+
+def sync(device):
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+# ---------------------------------------------------------------------------- time to quality
+
+def time_to_quality(data_root, target, max_epochs, extra):
+    """Run train_infogan.py with its defaults; report the wall time at which the code->digit accuracy
+    first reaches target (process start to that epoch's summary line), and the run's peak memory."""
+    out = tempfile.mkdtemp(prefix="ttq_")
+    cmd = [sys.executable, "train_infogan.py", "--data-root", data_root, "--epochs", str(max_epochs), "--out", out, *extra]
+    print("running:", " ".join(cmd), flush=True)
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
+    reached = None
+    for line in proc.stdout:
+        print(f"  [{time.time() - t0:6.1f}s] {line.rstrip()}", flush=True)
+        m = re.search(r"code->digit acc ([0-9.]+)", line)
+        if m and float(m.group(1)) >= target and reached is None:
+            reached = time.time() - t0
+            proc.send_signal(2)  # Ctrl-C: it saves and exits
+    proc.wait()
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if reached is None:
+        print(f"time to accuracy {target}: not reached in {max_epochs} epochs ({time.time() - t0:.0f}s)")
+    else:
+        print(f"time to accuracy {target}: {reached:.0f} s ({reached / 60:.1f} min) wall, from process start")
+    print(f"peak resident memory of the training run: {peak_mb:.0f} MB")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", default="./data", help="folder with MNIST/raw/")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "both"), default="both",
+                   help="both: the CPU, and CUDA when present")
+    p.add_argument("--batch-size", type=int, default=100, help="InfoGAN batch size (the issue's figure is at 100)")
+    p.add_argument("--cgan-batch-size", type=int, default=64, help="cGAN batch size")
+    p.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
+    p.add_argument("--iters", type=int, default=15, help="timed iterations per row")
+    p.add_argument("--only", choices=("infogan", "cgan"), default=None, help="only one model family")
+    p.add_argument("--time-to-quality", action="store_true", help="train InfoGAN with defaults until accuracy --target")
+    p.add_argument("--target", type=float, default=0.90, help="code->digit accuracy for --time-to-quality")
+    p.add_argument("--max-epochs", type=int, default=30, help="give up --time-to-quality after this many epochs")
+    args, extra = p.parse_known_args()
+    if args.time_to_quality:
+        time_to_quality(args.data_root, args.target, args.max_epochs, extra)
+        return 0
+    devices = [torch.device("cpu")] if args.device in ("cpu", "both") else []
+    if args.device in ("cuda", "both", "auto") and torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    T.check(devices, "--device cuda: no CUDA GPU is available")
+    mnist, _ = load_mnist(args.data_root, train=True)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+          + "".join(f", {torch.cuda.get_device_name(d)}" for d in devices if d.type == "cuda"))
+    print(f"{'model':28s} {'device':6s} {'batch':>5s} {'fast img/s':>11s} {'ref img/s':>10s} {'speed-up':>8s}")
+    rows = []
+    if args.only in (None, "infogan"):
+        for arch in INFOGAN_ARCHS:
+            imgs = mnist if arch == "paper" else load_mnist(args.data_root, True, INFOGAN_IMG_SIZE[arch])[0]
+            for dev in devices:
+                fast = bench_infogan_fast(arch, imgs, args.batch_size, dev, "auto", args.warmup, args.iters)
+                ref = bench_infogan_reference(arch, args.data_root, args.batch_size, dev, args.warmup, args.iters)
+                rows.append((f"infogan --arch {arch}", dev.type, args.batch_size, fast, ref))
+                print_row(rows[-1])
+    if args.only in (None, "cgan"):
+        with tempfile.TemporaryDirectory() as root:
+            n = args.cgan_batch_size * (args.warmup + args.iters + 2)
+            make_iclevr(root, n, seed=0)
+            for size in (32, 64):
+                for dev in devices:
+                    fast = bench_cgan_fast(root, size, args.cgan_batch_size, dev, "auto", args.warmup, args.iters)
+                    ref = bench_cgan_reference(root, size, args.cgan_batch_size, dev, args.warmup, args.iters)
+                    rows.append((f"cgan default --img-size {size}", dev.type, args.cgan_batch_size, fast, ref))
+                    print_row(rows[-1])
+    print(f"peak resident memory of this benchmark process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    return 0
+
+
+def print_row(row):
+    name, dev, bs, fast, ref = row
+    print(f"{name:28s} {dev:6s} {bs:5d} {bs / fast:11.0f} {bs / ref:10.0f} {ref / fast:7.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    T.run_cli(main)
