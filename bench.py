@@ -224,7 +224,7 @@ def time_to_quality(data_root, target, max_epochs, extra):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = T.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default="./data", help="folder with MNIST/raw/")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "both"), default="both",
                    help="both: the CPU, and CUDA when present")

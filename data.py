@@ -375,7 +375,8 @@ def make_iclevr(out_dir, n=18009, seed=0, workers=2):
 
 
 def main():
-    p = argparse.ArgumentParser(description="Dataset tools. make-iclevr: render a synthetic i-CLEVR in the real layout.")
+    from training import ArgumentParser
+    p = ArgumentParser(description="Dataset tools. make-iclevr: render a synthetic i-CLEVR in the real layout.")
     sub = p.add_subparsers(dest="command", required=True)
     m = sub.add_parser("make-iclevr", help="render a synthetic i-CLEVR (train.json, objects.json, test.json, "
                                            "new_test.json, iclevr/*.png)")

@@ -109,7 +109,7 @@ def generator_accuracy(netG, noise_dim, evaluator, conditions, draws=5, seed=0, 
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = T.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default="data/iclevr-synth", help="i-CLEVR folder (real layout)")
     p.add_argument("--evaluator", default=None, help="evaluator checkpoint (default: trained and cached in --data-root)")
     p.add_argument("--ckpt", default=None, help="a cGAN g.pt/ckpt.pt to judge on test.json and new_test.json")

@@ -23,7 +23,7 @@ from models import build_cgan, build_infogan, infogan_grid_latent, infogan_laten
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = T.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", required=True, help="g.pt, ckpt.pt or a run folder (InfoGAN or cGAN)")
     p.add_argument("--out", default=None, help="output .png (grid) or .npz (raw images); default: beside the checkpoint")
     p.add_argument("--n", type=int, default=None, help="number of images (default 64; cGAN --labels: 8)")

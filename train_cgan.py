@@ -33,7 +33,7 @@ SYNTH_ROOT = os.path.join("data", "iclevr-synth")
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = T.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("data and output")
     g.add_argument("--data-root", default=None,
                    help=f"i-CLEVR folder in the real layout; default: a synthetic set, made once in {SYNTH_ROOT}")
@@ -158,9 +158,7 @@ def main():
     device = T.pick_device(args.device)
     ckpt = T.load_checkpoint(args.resume, kind="cgan") if args.resume else None
     if ckpt:
-        defaults = vars(get_parser().parse_args([]))
-        defaults["d_norm"] = args.d_norm  # resolved from the loss, not typed by the user
-        T.warn_resume_conflicts(ckpt["config"], args, MODEL_KEYS, defaults)
+        T.warn_resume_conflicts(ckpt["config"], get_parser(), MODEL_KEYS)
         config, args.out = ckpt["config"], os.path.dirname(ckpt["path"])
         args.data_root = args.data_root or ckpt["args"]["data_root"]
     else:
@@ -206,7 +204,9 @@ def main():
         netG.load_state_dict(ckpt["netG"])
         netD.load_state_dict(ckpt["netD"])
         optG.load_state_dict(ckpt["optG"])
+        T.set_optimizer_hparams(optG, args.lr_g, (args.beta1, args.beta2))
         optD.load_state_dict(ckpt["optD"])
+        T.set_optimizer_hparams(optD, args.lr_d, (args.beta1, args.beta2))
         state = {k: ckpt[k] for k in state}
         T.set_rng_state(ckpt["rng"])
         print(f"resuming {ckpt['path']} at epoch {state['epoch'] + 1}, step {state['step']}", file=sys.stderr)
@@ -238,7 +238,7 @@ def main():
             stats.record(step, loss_d, loss_g, d_real, d_fake)
             bad_step = stats.check(force=bool(stop))
             if bad_step is not None:
-                print(T.nan_message(epoch + 1, bad_step, out), file=sys.stderr)
+                print(T.nan_message(epoch + 1, bad_step, steps_per_epoch, out), file=sys.stderr)
                 return 1
             if stop:
                 break

@@ -30,7 +30,7 @@ LOSS_COLUMNS = ("loss_d", "loss_g", "loss_q", "d_real", "d_fake_before", "d_fake
 
 
 def get_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = T.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("data and output")
     g.add_argument("--data-root", default="./data", help="folder with MNIST/raw/ (downloaded there when missing)")
     g.add_argument("--out", default="runs/infogan", help="run folder: checkpoints, grids, losses.csv, curves.png")
@@ -210,7 +210,7 @@ def main():
     device = T.pick_device(args.device)
     ckpt = T.load_checkpoint(args.resume, kind="infogan") if args.resume else None
     if ckpt:
-        T.warn_resume_conflicts(ckpt["config"], args, MODEL_KEYS, vars(get_parser().parse_args([])))
+        T.warn_resume_conflicts(ckpt["config"], get_parser(), MODEL_KEYS)
         config = ckpt["config"]
         args.out = os.path.dirname(ckpt["path"])
     else:
@@ -245,7 +245,9 @@ def main():
         netG.load_state_dict(ckpt["netG"])
         netD.load_state_dict(ckpt["netD"])
         optD.load_state_dict(ckpt["optD"])
+        T.set_optimizer_hparams(optD, args.lr_d, (args.beta1, args.beta2))
         optGQ.load_state_dict(ckpt["optGQ"])
+        T.set_optimizer_hparams(optGQ, args.lr_g, (args.beta1, args.beta2))
         fixed_noise = ckpt["fixed_noise"]
         state = {k: ckpt[k] for k in state}
         T.set_rng_state(ckpt["rng"])
@@ -281,7 +283,7 @@ def main():
             stats.record(step, *train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype))
             bad_step = stats.check(force=bool(stop))
             if bad_step is not None:
-                print(T.nan_message(epoch + 1, bad_step, out), file=sys.stderr)
+                print(T.nan_message(epoch + 1, bad_step, steps_per_epoch, out), file=sys.stderr)
                 return 1
             if stop:
                 break

@@ -3,6 +3,7 @@
 Run folders, atomic checkpoints, resume, RNG state, image grids, CSV logs, curves, GIFs,
 progress bars, Ctrl-C handling and one-line errors. Nothing here knows about a specific GAN.
 """
+import argparse
 import csv
 import os
 import random
@@ -26,10 +27,21 @@ def run_cli(main):
     """Call main(); turn UserError into one clear line and exit code 2, never a traceback."""
     try:
         code = main()
+    except KeyboardInterrupt:  # Ctrl-C before training started (or a second Ctrl-C): nothing to save
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     sys.exit(code or 0)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: 'error: ... (see --help)', exit code 2, no usage dump."""
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 def check(condition, message):
@@ -229,13 +241,26 @@ def resume_command(run_dir):
     return " ".join(shlex.quote(a) for a in out + ["--resume", run_dir])
 
 
-def warn_resume_conflicts(saved_config, args, keys, defaults):
+def given_flags(parser):
+    """The options typed on this command line (by dest), as opposed to their defaults."""
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return vars(parser.parse_known_args()[0])
+
+
+def warn_resume_conflicts(saved_config, parser, keys):
     """On --resume the checkpoint's architecture wins; name every flag that tried to change it."""
+    given = given_flags(parser)
     for key in keys:
-        given = getattr(args, key)
-        if given != saved_config[key] and given != defaults[key]:
-            print(f"warning: --{key.replace('_', '-')} {given} ignored: the checkpoint was trained with "
+        if key in given and given[key] != saved_config[key]:
+            print(f"warning: --{key.replace('_', '-')} {given[key]} ignored: the checkpoint was trained with "
                   f"{saved_config[key]}", file=sys.stderr)
+
+
+def set_optimizer_hparams(optimizer, lr, betas):
+    """After loading an optimizer's state on --resume, the learning rate and betas of this command win."""
+    for group in optimizer.param_groups:
+        group["lr"], group["betas"] = lr, betas
 
 
 def is_finite_rows(stats):
@@ -278,9 +303,13 @@ class StepStats:
         return self.values[self.first:self.done].tolist()
 
 
-def nan_message(epoch, step, out):
-    return (f"error: the loss became NaN/inf at epoch {epoch}, iteration {step + 1}; "
-            f"stopped, the last good checkpoint is kept in {out}")
+def nan_message(epoch, step, steps_per_epoch, out):
+    where = f"epoch {epoch}, step {step + 1} (iteration {(epoch - 1) * steps_per_epoch + step + 1})"
+    if os.path.isfile(os.path.join(out, CHECKPOINT)):
+        kept = f"the last good checkpoint is kept in {out}"
+    else:
+        kept = "no checkpoint was saved yet; try a lower --lr-d/--lr-g"
+    return f"error: the loss became NaN/inf at {where}; stopped, {kept}"
 
 
 def interrupted(out, epoch, step, steps_per_epoch):
