@@ -5,7 +5,6 @@ indexing, so there is no per-image PIL work in the training loop.
 
     python data.py make-iclevr --out data/iclevr-synth --n 18009 --seed 0
 """
-import argparse
 import json
 import os
 import shutil

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import training as T
-from data import SPEC_DIR, load_conditions, load_iclevr_cached, load_objects, make_iclevr, to_float
+from data import SPEC_DIR, load_conditions, load_iclevr_cached, make_iclevr, to_float
 from evaluate import evaluator_for, generator_accuracy
 from models import build_cgan
 
@@ -220,41 +220,28 @@ def main():
                                    epoch=state["epoch"], data_root=args.data_root), os.path.join(out, T.GENERATOR))
 
     stop = T.StopRequest()
-    bs = args.batch_size
+
+    last_loss_g = [torch.zeros((), device=device)]  # G steps every n_critic steps; logged in between
+
+    def step_fn(idx, step):
+        loss_d, last_loss_g[0], d_real, d_fake = train_step(to_float(images[idx]), conditions[idx], step, G, D, netD,
+                                                            optG, optD, config, args, amp_dtype, last_loss_g[0])
+        return loss_d, last_loss_g[0], d_real, d_fake
 
     for epoch in range(state["epoch"], args.epochs):
-        if state["perm"] is None:
-            state["perm"] = torch.randperm(len(images)).to(device)
-        perm, first_step = state["perm"], state["step"]
-        stats = T.StepStats(LOSS_COLUMNS, steps_per_epoch, first_step, args.log_every, device,
-                            f"epoch {epoch + 1}/{args.epochs}")
         t0 = time.time()
-        loss_g = torch.zeros((), device=device)
-        for step in range(first_step, steps_per_epoch):
-            idx = perm[step * bs:(step + 1) * bs]
-            real, y = to_float(images[idx]), conditions[idx]
-            loss_d, loss_g, d_real, d_fake = train_step(real, y, step, G, D, netD, optG, optD, config, args, amp_dtype,
-                                                        loss_g)
-            stats.record(step, loss_d, loss_g, d_real, d_fake)
-            bad_step = stats.check(force=bool(stop))
-            if bad_step is not None:
-                print(T.nan_message(epoch + 1, bad_step, steps_per_epoch, out), file=sys.stderr)
-                return 1
-            if stop:
-                break
-
-        rows, done = stats.rows(), stats.done
-        state["history"] += [[epoch + 1, epoch * steps_per_epoch + first_step + i + 1] + r for i, r in enumerate(rows)]
-        if stop and done < steps_per_epoch:
-            state["step"] = done
+        rows = T.train_epoch(state, epoch, len(images), step_fn, LOSS_COLUMNS, args, stop, device, out)
+        if rows is None:  # NaN/inf
+            return 1
+        if state["step"]:  # interrupted mid-epoch
             save(final_step_of_epoch=False)
             write_logs(out, state)
-            T.interrupted(out, epoch + 1, done, steps_per_epoch)
+            T.interrupted(out, epoch + 1, state["step"], steps_per_epoch)
             return stop.exit_code
 
         # -- end of epoch: grids and accuracy on test.json / new_test.json, checkpoints, logs
         epoch_time = time.time() - t0
-        state.update(epoch=epoch + 1, step=0, perm=None)
+        state.update(epoch=epoch + 1, perm=None)
         summary, accs = "", []
         for name, y_eval in eval_sets.items():
             if evaluator is not None:
@@ -276,11 +263,10 @@ def main():
             if score > state["best"]["accuracy"]:
                 state["best"] = {"accuracy": score, "epoch": epoch + 1}
         save(final_step_of_epoch=True)
-        if state["best"]["epoch"] == epoch + 1:
-            T.save_checkpoint(torch.load(os.path.join(out, T.GENERATOR), weights_only=False), os.path.join(out, "g_best.pt"))
+        T.keep_best(out, state, epoch + 1)
         write_logs(out, state)
         m = np.mean(rows, axis=0)
-        print(f"epoch {epoch + 1}/{args.epochs} | {epoch_time:.1f}s, {len(rows) * bs / epoch_time:.0f} img/s | "
+        print(f"epoch {epoch + 1}/{args.epochs} | {epoch_time:.1f}s, {len(rows) * args.batch_size / epoch_time:.0f} img/s | "
               f"D {m[0]:.3f} G {m[1]:.3f}{summary}", flush=True)
         if stop:
             T.interrupted(out, epoch + 1, 0, steps_per_epoch)

@@ -55,9 +55,9 @@ def get_parser():
                    help="G minimises -log D(G(z)) (non-saturating) or log(1 - D(G(z))) (minimax)")
     g.add_argument("--lambda-cat", type=float, default=1.0, help="weight of Q's categorical cross-entropy")
     g.add_argument("--lambda-cont", type=float, default=0.1, help="weight of Q's Gaussian NLL of the continuous codes")
-    g.add_argument("--info-in-d", type=int, choices=(0, 1), default=1,
+    g.add_argument("--info-in-d", type=int, choices=(0, 1), default=0,
                    help="1: the information loss also trains the shared body in D's step (as the paper's code "
-                        "does), so D's features learn the codes faster; 0: only G and the Q head minimise it")
+                        "does); 0: only G and the Q head minimise it (faster per step, and better here: see README)")
     g = p.add_argument_group("evaluation")
     g.add_argument("--eval-samples", type=int, default=100, help="images per categorical value for code->digit accuracy")
     g.add_argument("--no-eval", action="store_true", help="skip the code->digit accuracy (needs no classifier)")
@@ -269,37 +269,22 @@ def main():
                               os.path.join(out, T.GENERATOR))
 
     stop = T.StopRequest()
-    bs = args.batch_size
 
     for epoch in range(state["epoch"], args.epochs):
-        if state["perm"] is None:
-            state["perm"] = torch.randperm(len(images)).to(device)
-        perm, first_step = state["perm"], state["step"]
-        stats = T.StepStats(LOSS_COLUMNS, steps_per_epoch, first_step, args.log_every, device,
-                            f"epoch {epoch + 1}/{args.epochs}")
         t0 = time.time()
-        for step in range(first_step, steps_per_epoch):
-            real = to_float(images[perm[step * bs:(step + 1) * bs]])
-            stats.record(step, *train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype))
-            bad_step = stats.check(force=bool(stop))
-            if bad_step is not None:
-                print(T.nan_message(epoch + 1, bad_step, steps_per_epoch, out), file=sys.stderr)
-                return 1
-            if stop:
-                break
-
-        rows, done = stats.rows(), stats.done
-        state["history"] += [[epoch + 1, epoch * steps_per_epoch + first_step + i + 1] + r for i, r in enumerate(rows)]
-        if stop and done < steps_per_epoch:
-            state["step"] = done
+        rows = T.train_epoch(state, epoch, len(images), lambda idx, step: train_step(
+            to_float(images[idx]), G, D, netD, optD, optGQ, config, args, amp_dtype), LOSS_COLUMNS, args, stop, device, out)
+        if rows is None:  # NaN/inf
+            return 1
+        if state["step"]:  # interrupted mid-epoch
             save(final_step_of_epoch=False)
             write_logs(out, state)
-            T.interrupted(out, epoch + 1, done, steps_per_epoch)
+            T.interrupted(out, epoch + 1, state["step"], steps_per_epoch)
             return stop.exit_code
 
         # -- end of epoch: grids, accuracy, checkpoint, logs
         epoch_time = time.time() - t0
-        state.update(epoch=epoch + 1, step=0, perm=None)
+        state.update(epoch=epoch + 1, perm=None)
         save_grids(netG, config, fixed_noise, out, epoch + 1, device)
         summary = ""
         if classifier is not None:
@@ -310,11 +295,10 @@ def main():
             if acc > state["best"]["accuracy"]:
                 state["best"] = {"accuracy": acc, "epoch": epoch + 1}
         save(final_step_of_epoch=True)
-        if state["best"]["epoch"] == epoch + 1:
-            T.save_checkpoint(torch.load(os.path.join(out, T.GENERATOR), weights_only=False), os.path.join(out, "g_best.pt"))
+        T.keep_best(out, state, epoch + 1)
         write_logs(out, state)
         m = np.mean(rows, axis=0)
-        print(f"epoch {epoch + 1}/{args.epochs} | {epoch_time:.1f}s, {len(rows) * bs / epoch_time:.0f} img/s | "
+        print(f"epoch {epoch + 1}/{args.epochs} | {epoch_time:.1f}s, {len(rows) * args.batch_size / epoch_time:.0f} img/s | "
               f"D {m[0]:.3f} G {m[1]:.3f} Q {m[2]:.3f} D(x) {m[3]:.2f} D(G(z)) {m[4]:.2f}/{m[5]:.2f}{summary}", flush=True)
         if stop:
             T.interrupted(out, epoch + 1, 0, steps_per_epoch)

@@ -303,6 +303,38 @@ class StepStats:
         return self.values[self.first:self.done].tolist()
 
 
+def train_epoch(state, epoch, n_items, step_fn, columns, args, stop, device, out):
+    """Run one epoch's steps, from state["step"] on, over a random permutation of the n_items
+    training examples (kept in state, so an interrupted epoch resumes on the same batches).
+    step_fn(batch_indices, step) does one training step and returns the statistics of `columns`.
+    Appends them to state["history"]; state["step"] is the next step (0 after a full epoch).
+    Returns the epoch's rows, or None when the loss became NaN/inf (after saying so)."""
+    bs = args.batch_size
+    steps_per_epoch, first_step = n_items // bs, state["step"]  # ragged last batch dropped: static shapes
+    if state["perm"] is None:
+        state["perm"] = torch.randperm(n_items).to(device)
+    stats = StepStats(columns, steps_per_epoch, first_step, args.log_every, device, f"epoch {epoch + 1}/{args.epochs}")
+    for step in range(first_step, steps_per_epoch):
+        stats.record(step, *step_fn(state["perm"][step * bs:(step + 1) * bs], step))
+        bad_step = stats.check(force=bool(stop))
+        if bad_step is not None:
+            stats.bar.close()
+            print(nan_message(epoch + 1, bad_step, steps_per_epoch, out), file=sys.stderr)
+            return None
+        if stop:
+            break
+    rows = stats.rows()
+    state["history"] += [[epoch + 1, epoch * steps_per_epoch + first_step + i + 1] + r for i, r in enumerate(rows)]
+    state["step"] = stats.done if stats.done < steps_per_epoch else 0
+    return rows
+
+
+def keep_best(out, state, epoch):
+    """g_best.pt: a copy of g.pt from the epoch with the best score so far."""
+    if state["best"]["epoch"] == epoch:
+        save_checkpoint(torch.load(os.path.join(out, GENERATOR), weights_only=False), os.path.join(out, "g_best.pt"))
+
+
 def nan_message(epoch, step, steps_per_epoch, out):
     where = f"epoch {epoch}, step {step + 1} (iteration {(epoch - 1) * steps_per_epoch + step + 1})"
     if os.path.isfile(os.path.join(out, CHECKPOINT)):
