@@ -204,7 +204,7 @@ def time_to_quality(data_root, target, max_epochs, extra):
     code->digit accuracy first reaches target (process start, classifier training and every
     evaluation included, to that epoch's summary line), and the run's peak memory."""
     out = tempfile.mkdtemp(prefix="ttq_")
-    cmd = [sys.executable, "train_infogan.py", "--data-root", data_root, "--epochs", str(max_epochs), "--out", out, *extra]
+    cmd = [sys.executable, "train_infogan.py", "--data-root", os.path.abspath(data_root), "--epochs", str(max_epochs), "--out", out, *extra]
     print("running:", " ".join(cmd), flush=True)
     t0 = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
@@ -215,7 +215,7 @@ def time_to_quality(data_root, target, max_epochs, extra):
         if m and float(m.group(1)) >= target and reached is None:
             reached = time.time() - t0
             print(f"  -> accuracy {target} reached after {reached:.0f} s", flush=True)
-    proc.wait()
+    T.check(proc.wait() in (0, 130), f"the training run failed (exit code {proc.returncode})")
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if reached is None:
         print(f"time to accuracy {target}: not reached in {max_epochs} epochs ({time.time() - t0:.0f}s)")
@@ -244,6 +244,8 @@ def main():
     devices = [torch.device("cpu")] if args.device in ("cpu", "both") else []
     if args.device in ("cuda", "both", "auto") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
+    if args.device == "auto" and not devices:
+        devices.append(torch.device("cpu"))
     T.check(devices, "--device cuda: no CUDA GPU is available")
     mnist, _ = load_mnist(args.data_root, train=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"

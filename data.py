@@ -64,6 +64,8 @@ def read_json(path, what):
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path} is not valid JSON ({e})") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 def load_objects(root):
@@ -122,8 +124,11 @@ def load_iclevr_cached(root, img_size=64):
     cache = os.path.join(root, f"cache_{img_size}px.pt")
     train_json = os.path.join(root, "train.json")
     if os.path.isfile(cache) and os.path.isfile(train_json) and os.path.getmtime(cache) >= os.path.getmtime(train_json):
-        data = torch.load(cache, weights_only=False)
-        return data["images"], data["conditions"], data["objects"]
+        try:
+            data = torch.load(cache, weights_only=False)
+            return data["images"], data["conditions"], data["objects"]
+        except Exception:  # a damaged cache is only a cache: rebuild it
+            pass
     images, conditions, objects = load_iclevr(root, img_size)
     try:
         from training import save_checkpoint

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import training as T
-from data import SPEC_DIR, load_conditions, load_iclevr_cached, load_objects, to_float
+from data import SPEC_DIR, load_conditions, load_iclevr_cached, to_float
 from models import build_evaluator, evaluator_probs, topk_accuracy  # noqa: F401 (re-exported for sample.py)
 
 EVALUATOR_FILE = "evaluator.pth"
@@ -29,7 +29,8 @@ def load_evaluator(path, device="cpu"):
     except Exception as e:
         raise T.UserError(f"cannot read evaluator {path} (truncated or not a torch file): {type(e).__name__}") from None
     T.check(isinstance(state, dict) and "model" in state, f"{path} is not an evaluator file: expected {{'model': state_dict}}")
-    net = build_evaluator()
+    with T.isolated_rng():
+        net = build_evaluator()
     try:
         net.load_state_dict(state["model"])
     except (RuntimeError, TypeError, AttributeError) as e:
@@ -40,7 +41,7 @@ def load_evaluator(path, device="cpu"):
 
 def train_evaluator(images, conditions, device, epochs=4, batch_size=64, holdout=0.1, seed=0, lr=1e-3):
     """ResNet-18 from scratch on (images, multi-hot conditions); returns (net, held-out top-k accuracy)."""
-    with torch.random.fork_rng(devices=[]):  # does not disturb the caller's random stream
+    with T.isolated_rng():  # does not disturb the caller's random stream
         torch.manual_seed(seed)
         n_val = max(1, int(len(images) * holdout))
         order = torch.randperm(len(images))
@@ -72,12 +73,14 @@ def train_evaluator(images, conditions, device, epochs=4, batch_size=64, holdout
 
 
 def evaluator_for(args_evaluator, data_root, device, images=None, conditions=None):
-    """--evaluator PATH, else the one cached in the data folder, else train one there now."""
+    """--evaluator PATH, else the one cached in the data folder, else train one there now.
+    Returns (evaluator, its held-out accuracy or None when unknown)."""
     if args_evaluator:
-        return load_evaluator(args_evaluator, device)
+        return load_evaluator(args_evaluator, device), None
     path = os.path.join(data_root, EVALUATOR_FILE)
     if os.path.isfile(path):
-        return load_evaluator(path, device)
+        acc = torch.load(path, map_location="cpu", weights_only=False).get("heldout_accuracy")
+        return load_evaluator(path, device), acc
     if images is None:
         images, conditions, _ = load_iclevr_cached(data_root, 64)
     print(f"training an evaluator on {len(images)} images of {data_root} (cached as {path})...", file=sys.stderr)
@@ -87,7 +90,7 @@ def evaluator_for(args_evaluator, data_root, device, images=None, conditions=Non
         T.save_checkpoint({"model": net.state_dict(), "heldout_accuracy": acc}, path)
     except OSError:
         print(f"warning: cannot cache the evaluator in {data_root}", file=sys.stderr)
-    return net
+    return net, acc
 
 
 @torch.no_grad()
@@ -110,32 +113,33 @@ def generator_accuracy(netG, noise_dim, evaluator, conditions, draws=5, seed=0, 
 
 def main():
     p = T.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-root", default="data/iclevr-synth", help="i-CLEVR folder (real layout)")
+    p.add_argument("--data-root", default=None, help="i-CLEVR folder (real layout); default: the --ckpt run's, "
+                   "else data/iclevr-synth")
     p.add_argument("--evaluator", default=None, help="evaluator checkpoint (default: trained and cached in --data-root)")
     p.add_argument("--ckpt", default=None, help="a cGAN g.pt/ckpt.pt to judge on test.json and new_test.json")
     p.add_argument("--draws", type=int, default=10, help="noise draws per condition file")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     args = p.parse_args()
     device = T.pick_device(args.device)
-    if args.ckpt is None:
+    ckpt = T.load_checkpoint(args.ckpt, kind="cgan") if args.ckpt else None
+    args.data_root = args.data_root or (ckpt or {}).get("data_root") or "data/iclevr-synth"
+    if ckpt is None:
         if args.evaluator:
             images, conditions, _ = load_iclevr_cached(args.data_root, 64)
             acc = topk_accuracy(evaluator_probs(load_evaluator(args.evaluator, device), to_float(images).to(device)).cpu(),
                                 conditions)
             print(f"evaluator top-k accuracy on all {len(images)} images of {args.data_root}: {acc:.4f}")
         else:
-            evaluator_for(None, args.data_root, device)
-            state = torch.load(os.path.join(args.data_root, EVALUATOR_FILE), weights_only=False)
-            print(f"evaluator held-out top-k accuracy: {state.get('heldout_accuracy', float('nan')):.4f}")
+            _, acc = evaluator_for(None, args.data_root, device)
+            print(f"evaluator held-out top-k accuracy: {acc:.4f}" if acc is not None else "held-out accuracy unknown")
         return 0
     T.check(args.draws > 0, f"--draws must be > 0 (got {args.draws})")
-    ckpt = T.load_checkpoint(args.ckpt, kind="cgan")
     from models import build_cgan
     netG, _ = build_cgan(ckpt["config"])
     netG.load_state_dict(ckpt["netG"])
     netG = netG.to(device)
-    evaluator = evaluator_for(args.evaluator, args.data_root, device)
-    objects = load_objects(SPEC_DIR)
+    evaluator, _ = evaluator_for(args.evaluator, args.data_root, device)
+    objects = ckpt["objects"]
     for name in ("test.json", "new_test.json"):
         mean, std, _ = generator_accuracy(netG, ckpt["config"]["noise_dim"], evaluator,
                                           load_conditions(os.path.join(SPEC_DIR, name), objects), args.draws, device=device)

@@ -30,7 +30,7 @@ def get_parser():
     p.add_argument("--seed", type=int, default=0, help="random seed of the noise")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="where to run the generator")
     g = p.add_argument_group("InfoGAN")
-    g.add_argument("--grid", action="store_true", help="the fixed-noise grid of the run (one per continuous code)")
+    g.add_argument("--grid", action="store_true", help="the run's fixed-noise grid, continuous code 1 swept (--sweep J for others)")
     g.add_argument("--code", type=int, default=None, help="images of categorical value K (0-based)")
     g.add_argument("--digit", type=int, default=None, help="images of digit D, through the code->digit map in the checkpoint")
     g.add_argument("--sweep", type=int, default=None, help="sweep continuous code J (1-based) over [-2, 2], rows = codes")
@@ -82,7 +82,7 @@ def load_generator(ckpt, build, device):
 def sample_infogan(ckpt, args, device):
     config, netG = ckpt["config"], load_generator(ckpt, build_infogan, device)
     n_cat, n_cont = config["n_cat"], config["n_cont"]
-    modes = [m for m in ("grid", "code", "digit", "sweep") if getattr(args, m) not in (None, False)]
+    modes = [m for m in ("grid", "code", "digit", "sweep") if getattr(args, m) is not None and getattr(args, m) is not False]
     T.check(len(modes) <= 1, f"choose one of --grid, --code, --digit, --sweep (got {', '.join('--' + m for m in modes)})")
     mode = modes[0] if modes else "grid"
     if mode in ("grid", "sweep"):

@@ -480,3 +480,22 @@ def test_resume_warns_even_when_the_ignored_flag_is_given_at_its_default(data, t
     warnings = warnings_of(proc.stderr)
     for flag in ("--noise-dim", "--n-cont"):
         assert any(flag in w for w in warnings), f"--resume ignored {flag} silently:\n{proc.stderr}"
+
+
+def test_resume_from_a_generator_only_file_is_one_clear_line(lab, tmp_path):
+    out = lab.copy("half-fp32", tmp_path / "run")
+    proc = train(*base_args(lab.data), "--epochs", 2, "--resume", os.path.join(out, "g.pt"), check=False)
+    assert_no_traceback(proc)
+    assert proc.returncode == 2 and "only a generator" in proc.stderr
+
+
+def test_resume_without_flags_continues_with_the_runs_own_settings(lab, tmp_path):
+    """`--resume RUN` alone: data root, epochs and learning rates come from the checkpoint's run."""
+    out = lab.copy("half-fp32", tmp_path / "run")
+    saved = T.load_checkpoint(out)["args"]
+    proc = train("--resume", out, "--epochs", saved["epochs"] + 1, check=False)
+    assert proc.returncode == 0, proc.stderr
+    ckpt = T.load_checkpoint(out)
+    assert ckpt["epoch"] == saved["epochs"] + 1
+    for key in ("data_root", "batch_size", "lr_d", "lr_g", "no_eval", "precision", "seed"):
+        assert ckpt["args"][key] == saved[key], key

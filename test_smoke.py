@@ -70,6 +70,8 @@ def test_sample_png_and_npz(infogan_run, tmp_path):
     run("sample.py", "--ckpt", out, "--code", 3, "--n", 12, "--out", tmp_path / "c3.npz")
     images = np.load(tmp_path / "c3.npz")["images"]
     assert images.shape == (12, 1, 28, 28) and images.dtype == np.uint8
+    run("sample.py", "--ckpt", out, "--code", 0, "--n", 5, "--out", tmp_path / "c0.npz")  # 0 is a value, not "unset"
+    assert np.load(tmp_path / "c0.npz")["images"].shape == (5, 1, 28, 28)
     run("sample.py", "--ckpt", os.path.join(out, "g.pt"), "--digit", 5, "--n", 4, "--out", tmp_path / "d5.npz")
     assert np.load(tmp_path / "d5.npz")["images"].shape == (4, 1, 28, 28)
     run("sample.py", "--ckpt", os.path.join(out, "g.pt"), "--sweep", 2, "--out", tmp_path / "sweep.png")
@@ -207,15 +209,22 @@ def test_evaluator_round_trip_in_coursework_format(tmp_path):
 @pytest.mark.parametrize("loss,cond", [("hinge", "projection"), ("wgan-gp", "concat"), ("bce", "concat")])
 def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond):
     out = tmp_path / "run"
+    critic = ["--n-critic", 2] if loss == "wgan-gp" else []
     proc = run("train_cgan.py", "--data-root", iclevr_root, "--img-size", 32, "--epochs", 1, "--batch-size", 16,
                "--loss", loss, "--cond", cond, "--evaluator", tiny_evaluator, "--eval-draws", 2, "--out", out,
-               "--g-width", 16, "--d-width", 16)
+               "--g-width", 16, "--d-width", 16, *critic)
     assert "epoch 1/1" in proc.stdout and "new_test" in proc.stdout
     ckpt = T.load_checkpoint(str(out), kind="cgan")
     assert ckpt["config"]["cond"] == cond and ckpt["args"]["loss"] == loss and len(ckpt["history"]) == 3
     # 32 conditions, 8 per row: 4 x 8 grid of 32 px images with 2 px padding
     assert Image.open(out / "grid_test.png").size == (8 * 34 + 2, 4 * 34 + 2)
     assert Image.open(out / "grid_new_test.png").size == (8 * 34 + 2, 4 * 34 + 2)
+    with open(out / "losses.csv") as f:
+        g_losses = [float(r["loss_g"]) for r in csv.DictReader(f)]
+    if critic:  # G steps after every 2nd D step: nothing logged for it before, then its loss
+        assert g_losses[0] == 0 and g_losses[1] != 0 and g_losses[2] == g_losses[1]
+    else:
+        assert all(v != 0 for v in g_losses)
     with open(out / "accuracy.csv") as f:
         row = next(csv.DictReader(f))
     assert 0 <= float(row["test_mean"]) <= 1 and 0 <= float(row["new_test_mean"]) <= 1

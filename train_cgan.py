@@ -76,7 +76,8 @@ def get_parser():
 def validate(args):
     n_critic, lr_g, lr_d, beta1, beta2, d_norm = LOSS_DEFAULTS[args.loss]
     args.n_critic = n_critic if args.n_critic is None else args.n_critic
-    args.lr_g, args.lr_d = args.lr_g or lr_g, args.lr_d or lr_d
+    args.lr_g = lr_g if args.lr_g is None else args.lr_g
+    args.lr_d = lr_d if args.lr_d is None else args.lr_d
     args.beta1 = beta1 if args.beta1 is None else args.beta1
     args.beta2 = beta2 if args.beta2 is None else args.beta2
     args.d_norm = d_norm if args.d_norm == "auto" else args.d_norm
@@ -85,6 +86,8 @@ def validate(args):
     for name in ("noise_dim", "g_width", "d_width", "batch_size", "n_critic", "eval_draws", "log_every", "synthetic_n"):
         T.check(getattr(args, name) > 0, f"--{name.replace('_', '-')} must be > 0 (got {getattr(args, name)})")
     T.check(args.epochs >= 1, f"--epochs must be >= 1 (got {args.epochs})")
+    T.check(args.lr_g > 0 and args.lr_d > 0, "--lr-g and --lr-d must be > 0")
+    T.check(0 <= args.beta1 < 1 and 0 <= args.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
     T.check(args.aux_weight >= 0 and args.gp_weight >= 0, "--aux-weight and --gp-weight must be >= 0")
 
 
@@ -112,9 +115,9 @@ def gradient_penalty(netD, real, fake, y):
     return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
-def train_step(real, y, step, G, D, netD, optG, optD, config, args, amp_dtype, last_loss_g):
-    """One D step, plus a G step every n_critic steps; returns (loss_d, loss_g, mean D(real), mean D(fake))
-    as tensors (last_loss_g is passed through when G does not step)."""
+def train_step(real, y, iteration, G, D, netD, optG, optD, config, args, amp_dtype, last_loss_g):
+    """One D step, plus a G step every n_critic iterations (counted over the whole run); returns
+    (loss_d, loss_g, mean D(real), mean D(fake)) as tensors (last_loss_g when G does not step)."""
     bs, device, d_params, loss_g = real.size(0), real.device, list(netD.parameters()), last_loss_g
     autocast = lambda: torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None)  # noqa: E731
     z = torch.randn(bs, config["noise_dim"], device=device)
@@ -135,7 +138,7 @@ def train_step(real, y, step, G, D, netD, optG, optD, config, args, amp_dtype, l
     optD.step()
 
     # (2) G step every n_critic D steps, with D frozen: fool D and make the objects recognisable.
-    if (step + 1) % args.n_critic == 0:
+    if (iteration + 1) % args.n_critic == 0:
         for p in d_params:
             p.requires_grad_(False)
         with autocast():
@@ -154,13 +157,14 @@ def train_step(real, y, step, G, D, netD, optG, optD, config, args, amp_dtype, l
 
 def main():
     args = get_parser().parse_args()
-    validate(args)
-    device = T.pick_device(args.device)
     ckpt = T.load_checkpoint(args.resume, kind="cgan") if args.resume else None
     if ckpt:
-        T.warn_resume_conflicts(ckpt["config"], get_parser(), MODEL_KEYS)
-        config, args.out = ckpt["config"], os.path.dirname(ckpt["path"])
-        args.data_root = args.data_root or ckpt["args"]["data_root"]
+        args = T.resume_args(args, ckpt, get_parser(), MODEL_KEYS)
+        args.d_norm = ckpt["config"]["d_norm"]
+    validate(args)
+    device = T.pick_device(args.device)
+    if ckpt:
+        config = ckpt["config"]
     else:
         config = {k: getattr(args, k) for k in MODEL_KEYS}
         config["n_classes"] = 24
@@ -186,7 +190,7 @@ def main():
 
     evaluator = None
     if not args.no_eval:
-        evaluator = evaluator_for(args.evaluator, args.data_root, device)
+        evaluator, _ = evaluator_for(args.evaluator, args.data_root, device)
 
     # -- models and optimisers
     netG, netD = build_cgan(config)
@@ -199,7 +203,7 @@ def main():
     G, D = (torch.compile(netG), torch.compile(netD)) if args.compile else (netG, netD)
 
     state = {"epoch": 0, "step": 0, "perm": None, "history": [], "accuracy": [],
-             "best": {"accuracy": -1.0, "epoch": None}}
+             "best": {"accuracy": -1.0, "epoch": None}, "last_loss_g": torch.zeros(())}  # G's loss between G steps
     if ckpt:
         netG.load_state_dict(ckpt["netG"])
         netD.load_state_dict(ckpt["netD"])
@@ -221,12 +225,12 @@ def main():
 
     stop = T.StopRequest()
 
-    last_loss_g = [torch.zeros((), device=device)]  # G steps every n_critic steps; logged in between
-
     def step_fn(idx, step):
-        loss_d, last_loss_g[0], d_real, d_fake = train_step(to_float(images[idx]), conditions[idx], step, G, D, netD,
-                                                            optG, optD, config, args, amp_dtype, last_loss_g[0])
-        return loss_d, last_loss_g[0], d_real, d_fake
+        iteration = state["epoch"] * steps_per_epoch + step
+        loss_d, state["last_loss_g"], d_real, d_fake = train_step(
+            to_float(images[idx]), conditions[idx], iteration, G, D, netD, optG, optD, config, args, amp_dtype,
+            state["last_loss_g"].to(device))
+        return loss_d, state["last_loss_g"], d_real, d_fake
 
     for epoch in range(state["epoch"], args.epochs):
         t0 = time.time()

@@ -81,6 +81,7 @@ def validate(args):
     T.check(args.log_every > 0, f"--log-every must be > 0 (got {args.log_every})")
     for name in ("lr_d", "lr_g"):
         T.check(getattr(args, name) > 0, f"--{name.replace('_', '-')} must be > 0")
+    T.check(0 <= args.beta1 < 1 and 0 <= args.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
 
 
 # ---------------------------------------------------------------------------- code -> digit accuracy
@@ -92,7 +93,8 @@ def load_digit_classifier(data_root, images, labels, device, cache_dir):
         path = os.path.join(folder, "mnist_classifier.pt")
         if os.path.isfile(path):
             try:
-                net = DigitClassifier()
+                with T.isolated_rng():
+                    net = DigitClassifier()
                 net.load_state_dict(torch.load(path, map_location="cpu"))
                 return net.to(device).eval()
             except Exception:
@@ -111,7 +113,7 @@ def train_digit_classifier(images, labels, device, epochs=2, batch_size=128, see
     print(f"training the digit classifier for code->digit accuracy ({len(images)} images, {epochs} epochs)...",
           file=sys.stderr)
     # a forked RNG: whether the classifier was cached or trained must not change the GAN's random stream
-    with torch.random.fork_rng(devices=[]):
+    with T.isolated_rng():
         torch.manual_seed(seed)
         net = DigitClassifier().to(device)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -210,9 +212,9 @@ def main():
     device = T.pick_device(args.device)
     ckpt = T.load_checkpoint(args.resume, kind="infogan") if args.resume else None
     if ckpt:
-        T.warn_resume_conflicts(ckpt["config"], get_parser(), MODEL_KEYS)
+        args = T.resume_args(args, ckpt, get_parser(), MODEL_KEYS)
+        validate(args)
         config = ckpt["config"]
-        args.out = os.path.dirname(ckpt["path"])
     else:
         config = {k: getattr(args, k) for k in MODEL_KEYS}
         config["img_size"] = INFOGAN_IMG_SIZE[args.arch]

@@ -75,6 +75,12 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
+def isolated_rng():
+    """A context in which random draws (building a helper network, say) leave the run's CPU and
+    CUDA random streams exactly as they were: cached or not, the run stays the same."""
+    return torch.random.fork_rng(devices=list(range(torch.cuda.device_count())))
+
+
 def rng_state():
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -248,9 +254,25 @@ def given_flags(parser):
     return vars(parser.parse_known_args()[0])
 
 
-def warn_resume_conflicts(saved_config, parser, keys):
-    """On --resume the checkpoint's architecture wins; name every flag that tried to change it."""
+def resume_args(args, ckpt, parser, model_keys):
+    """--resume: flags not typed on this command line take the checkpoint run's values (data root,
+    losses, learning rates, epochs...); the model's config always comes from the checkpoint."""
+    check("optD" in ckpt, f"{ckpt['path']} holds only a generator; resume from the run's ckpt.pt or its folder")
     given = given_flags(parser)
+    for key, value in ckpt.get("args", {}).items():
+        if key not in given and key not in ("resume", "out") and hasattr(args, key):
+            setattr(args, key, value)
+    warn_resume_conflicts(ckpt["config"], given, model_keys)
+    if ckpt.get("step") and args.batch_size != ckpt["args"]["batch_size"]:
+        print(f"warning: --batch-size {args.batch_size} ignored until the interrupted epoch ends: it was "
+              f"saved mid-epoch with batch size {ckpt['args']['batch_size']}", file=sys.stderr)
+        args.batch_size = ckpt["args"]["batch_size"]
+    args.out = os.path.dirname(os.path.abspath(ckpt["path"]))
+    return args
+
+
+def warn_resume_conflicts(saved_config, given, keys):
+    """On --resume the checkpoint's architecture wins; name every flag that tried to change it."""
     for key in keys:
         if key in given and given[key] != saved_config[key]:
             print(f"warning: --{key.replace('_', '-')} {given[key]} ignored: the checkpoint was trained with "
@@ -312,7 +334,8 @@ def train_epoch(state, epoch, n_items, step_fn, columns, args, stop, device, out
     bs = args.batch_size
     steps_per_epoch, first_step = n_items // bs, state["step"]  # ragged last batch dropped: static shapes
     if state["perm"] is None:
-        state["perm"] = torch.randperm(n_items).to(device)
+        state["perm"] = torch.randperm(n_items)
+    state["perm"] = state["perm"].to(device)
     stats = StepStats(columns, steps_per_epoch, first_step, args.log_every, device, f"epoch {epoch + 1}/{args.epochs}")
     for step in range(first_step, steps_per_epoch):
         stats.record(step, *step_fn(state["perm"][step * bs:(step + 1) * bs], step))
