@@ -122,8 +122,8 @@ def test_code_digit_accuracy_perfect_and_chance():
 
 def test_shared_mnist_loads_without_download():
     root = os.environ.get("SHARED_MNIST_ROOT")
-    if not root or not os.path.isdir(os.path.join(root, "MNIST", "raw")):
-        pytest.skip("SHARED_MNIST_ROOT not set or missing: real-MNIST check skipped")
+    if not root or not os.path.isfile(os.path.join(root, "MNIST", "raw", "train-images-idx3-ubyte")):
+        pytest.skip("SHARED_MNIST_ROOT not set or its MNIST/raw files missing: real-MNIST check skipped")
     images, labels = load_mnist(root, train=True, download=False)
     assert images.shape == (23797, 1, 28, 28) and images.dtype == torch.uint8
     assert labels.min() == 0 and labels.max() == 9
