@@ -304,7 +304,7 @@ def infogan_grid_latent(config, fixed_noise, sweep_code=None, sweep=(-2.0, 2.0),
 
 
 class DigitClassifier(nn.Module):
-    """A small MNIST CNN (about 99% on the test set) used to read which digit a generated image shows."""
+    """A small MNIST CNN used to read which digit a generated image shows."""
 
     def __init__(self):
         super().__init__()

@@ -8,6 +8,7 @@ import csv
 import os
 import random
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -358,7 +359,7 @@ def train_epoch(state, epoch, n_items, step_fn, columns, args, stop, device, out
 def keep_best(out, state, epoch):
     """g_best.pt: a copy of g.pt from the epoch with the best score so far."""
     if state["best"]["epoch"] == epoch:
-        save_checkpoint(torch.load(os.path.join(out, GENERATOR), weights_only=False), os.path.join(out, "g_best.pt"))
+        atomic_write(os.path.join(out, "g_best.pt"), lambda tmp: shutil.copyfile(os.path.join(out, GENERATOR), tmp))
 
 
 def nan_message(epoch, step, steps_per_epoch, out):
