@@ -39,13 +39,20 @@ def load_evaluator(path, device="cpu"):
     return net.to(device).eval()
 
 
-def train_evaluator(images, conditions, device, epochs=4, batch_size=64, holdout=0.1, seed=0, lr=1e-3):
+def heldout_split(n, holdout=0.1, seed=0):
+    """(held-out indices, training indices) of the evaluator trained here, the same split every time.
+    It reseeds torch's global RNG (the evaluator's training continues from that stream): call it
+    inside T.isolated_rng()."""
+    torch.manual_seed(seed)
+    order = torch.randperm(n)
+    n_val = max(1, int(n * holdout))
+    return order[:n_val], order[n_val:]
+
+
+def train_evaluator(images, conditions, device, epochs=10, batch_size=64, holdout=0.1, seed=0, lr=1e-3):
     """ResNet-18 from scratch on (images, multi-hot conditions); returns (net, held-out top-k accuracy)."""
     with T.isolated_rng():  # does not disturb the caller's random stream
-        torch.manual_seed(seed)
-        n_val = max(1, int(len(images) * holdout))
-        order = torch.randperm(len(images))
-        val_idx, train_idx = order[:n_val], order[n_val:]
+        val_idx, train_idx = heldout_split(len(images), holdout, seed)
         net = build_evaluator().to(device)
         opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
         steps = epochs * max(1, len(train_idx) // batch_size)
@@ -72,19 +79,19 @@ def train_evaluator(images, conditions, device, epochs=4, batch_size=64, holdout
     return net, acc
 
 
-def evaluator_for(args_evaluator, data_root, device, images=None, conditions=None):
+def evaluator_for(args_evaluator, data_root, device, images=None, conditions=None, epochs=10, retrain=False):
     """--evaluator PATH, else the one cached in the data folder, else train one there now.
     Returns (evaluator, its held-out accuracy or None when unknown)."""
     if args_evaluator:
         return load_evaluator(args_evaluator, device), None
     path = os.path.join(data_root, EVALUATOR_FILE)
-    if os.path.isfile(path):
+    if os.path.isfile(path) and not retrain:
         acc = torch.load(path, map_location="cpu", weights_only=False).get("heldout_accuracy")
         return load_evaluator(path, device), acc
     if images is None:
         images, conditions, _ = load_iclevr_cached(data_root, 64)
     print(f"training an evaluator on {len(images)} images of {data_root} (cached as {path})...", file=sys.stderr)
-    net, acc = train_evaluator(images, conditions, device)
+    net, acc = train_evaluator(images, conditions, device, epochs=epochs)
     print(f"evaluator held-out top-k accuracy: {acc:.4f}", file=sys.stderr)
     try:
         T.save_checkpoint({"model": net.state_dict(), "heldout_accuracy": acc}, path)
@@ -118,6 +125,10 @@ def main():
     p.add_argument("--evaluator", default=None, help="evaluator checkpoint (default: trained and cached in --data-root)")
     p.add_argument("--ckpt", default=None, help="a cGAN g.pt/ckpt.pt to judge on test.json and new_test.json")
     p.add_argument("--draws", type=int, default=10, help="noise draws per condition file")
+    p.add_argument("--epochs", type=int, default=10, help="epochs when an evaluator is trained here")
+    p.add_argument("--retrain", action="store_true", help="train a new evaluator even if one is cached in --data-root")
+    p.add_argument("--also-32px", action="store_true", help="also score the held-out real images after a round trip "
+                   "through 32 px: the ceiling of a generator trained with --img-size 32")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     args = p.parse_args()
     device = T.pick_device(args.device)
@@ -130,8 +141,15 @@ def main():
                                 conditions)
             print(f"evaluator top-k accuracy on all {len(images)} images of {args.data_root}: {acc:.4f}")
         else:
-            _, acc = evaluator_for(None, args.data_root, device)
+            T.check(args.epochs > 0, f"--epochs must be > 0 (got {args.epochs})")
+            net, acc = evaluator_for(None, args.data_root, device, epochs=args.epochs, retrain=args.retrain)
             print(f"evaluator held-out top-k accuracy: {acc:.4f}" if acc is not None else "held-out accuracy unknown")
+            if args.also_32px:
+                images, conditions, _ = load_iclevr_cached(args.data_root, 32)
+                with T.isolated_rng():
+                    val_idx, _ = heldout_split(len(images))
+                acc32 = topk_accuracy(evaluator_probs(net, to_float(images[val_idx]).to(device)).cpu(), conditions[val_idx])
+                print(f"the same held-out images at 32 px, upsampled to 64 (the best --img-size 32 can reach): {acc32:.4f}")
         return 0
     T.check(args.draws > 0, f"--draws must be > 0 (got {args.draws})")
     from models import build_cgan

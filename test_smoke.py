@@ -209,6 +209,28 @@ def test_evaluator_round_trip_in_coursework_format(tmp_path):
         load_evaluator(str(tmp_path / "bad.pth"))
 
 
+def test_evaluate_cli_trains_caches_and_scores_32px(iclevr_root, tmp_path):
+    import shutil
+    root = tmp_path / "synth"
+    shutil.copytree(iclevr_root, root, ignore=shutil.ignore_patterns("cache_*", "evaluator.pth"))
+    proc = run("evaluate.py", "--data-root", root, "--epochs", 1, "--also-32px")
+    lines = dict(line.rsplit(": ", 1) for line in proc.stdout.strip().splitlines())
+    assert set(lines) == {"evaluator held-out top-k accuracy",
+                          "the same held-out images at 32 px, upsampled to 64 (the best --img-size 32 can reach)"}
+    assert all(0 <= float(v) <= 1 for v in lines.values())
+    assert (root / "evaluator.pth").exists() and (root / "cache_32px.pt").exists()
+    cached = run("evaluate.py", "--data-root", root)  # the second call loads, and reports the same figure
+    assert cached.stdout.strip() == proc.stdout.strip().splitlines()[0]
+
+
+def test_aux_loss_sums_over_classes():
+    from train_cgan import aux_loss
+    y = torch.zeros(3, 24)
+    y[:, 0] = 1
+    # logits 0 -> BCE log 2 for each of the 24 classes of each image
+    assert aux_loss(torch.zeros(3, 24), y).item() == pytest.approx(24 * np.log(2))
+
+
 @pytest.mark.parametrize("loss,cond", [("hinge", "projection"), ("wgan-gp", "concat"), ("bce", "concat")])
 def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond):
     out = tmp_path / "run"

@@ -106,6 +106,12 @@ def g_loss_fn(loss, d_fake):
     return -d_fake.mean()
 
 
+def aux_loss(logits, y):
+    """Multi-label BCE summed over the classes, averaged over images: the per-class mean would
+    divide each object's signal by 24 and leave the condition a whisper next to the GAN loss."""
+    return F.binary_cross_entropy_with_logits(logits.float(), y, reduction="sum") / y.size(0)
+
+
 def gradient_penalty(netD, real, fake, y):
     """WGAN-GP: (||grad_x D(x_hat, y)|| - 1)^2 at random points between real and fake, in fp32."""
     alpha = torch.rand(real.size(0), 1, 1, 1, device=real.device)
@@ -130,7 +136,7 @@ def train_step(real, y, iteration, G, D, netD, optG, optD, config, args, amp_dty
         d_fake, _ = D(fake.detach(), y)
     loss_d = d_loss_fn(args.loss, d_real.float(), d_fake.float())
     if args.aux_weight:
-        loss_d = loss_d + args.aux_weight * F.binary_cross_entropy_with_logits(aux_real.float(), y)
+        loss_d = loss_d + args.aux_weight * aux_loss(aux_real, y)
     if args.loss == "wgan-gp":
         loss_d = loss_d + args.gp_weight * gradient_penalty(netD, real, fake.detach().float(), y)
     optD.zero_grad(set_to_none=True)
@@ -145,7 +151,7 @@ def train_step(real, y, iteration, G, D, netD, optG, optD, config, args, amp_dty
             d_gen, aux_gen = D(fake, y)
         loss_g = g_loss_fn(args.loss, d_gen.float())
         if args.aux_weight:
-            loss_g = loss_g + args.aux_weight * F.binary_cross_entropy_with_logits(aux_gen.float(), y)
+            loss_g = loss_g + args.aux_weight * aux_loss(aux_gen, y)
         optG.zero_grad(set_to_none=True)
         loss_g.backward()
         optG.step()
@@ -234,14 +240,8 @@ def main():
 
     for epoch in range(state["epoch"], args.epochs):
         t0 = time.time()
-        rows = T.train_epoch(state, epoch, len(images), step_fn, LOSS_COLUMNS, args, stop, device, out)
-        if rows is None:  # NaN/inf
-            return 1
-        if state["step"]:  # interrupted mid-epoch
-            save(final_step_of_epoch=False)
-            write_logs(out, state)
-            T.interrupted(out, epoch + 1, state["step"], steps_per_epoch)
-            return stop.exit_code
+        rows = T.train_epoch(state, epoch, len(images), step_fn, LOSS_COLUMNS, args, stop, device, out,
+                             save_partial=lambda: (save(final_step_of_epoch=False), write_logs(out, state)))
 
         # -- end of epoch: grids and accuracy on test.json / new_test.json, checkpoints, logs
         epoch_time = time.time() - t0
@@ -272,9 +272,7 @@ def main():
         m = np.mean(rows, axis=0)
         print(f"epoch {epoch + 1}/{args.epochs} | {epoch_time:.1f}s, {len(rows) * args.batch_size / epoch_time:.0f} img/s | "
               f"D {m[0]:.3f} G {m[1]:.3f}{summary}", flush=True)
-        if stop:
-            T.interrupted(out, epoch + 1, 0, steps_per_epoch)
-            return stop.exit_code
+        T.stop_after_epoch(stop, out, epoch + 1, steps_per_epoch)
 
     T.make_gif(sorted(os.path.join(out, "grids", f) for f in os.listdir(os.path.join(out, "grids")) if f.endswith("_test.png")
                       and "new_test" not in f), os.path.join(out, "progress.gif"))

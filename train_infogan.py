@@ -55,6 +55,9 @@ def get_parser():
                    help="G minimises -log D(G(z)) (non-saturating) or log(1 - D(G(z))) (minimax)")
     g.add_argument("--lambda-cat", type=float, default=1.0, help="weight of Q's categorical cross-entropy")
     g.add_argument("--lambda-cont", type=float, default=0.1, help="weight of Q's Gaussian NLL of the continuous codes")
+    g.add_argument("--q-std", choices=("learned", "fixed"), default="learned",
+                   help="Q's Gaussian for the continuous codes: learned log-variance, or fixed std 1 "
+                        "(the paper's code; the NLL is then half the squared error)")
     g.add_argument("--info-in-d", type=int, choices=(0, 1), default=0,
                    help="1: the information loss also trains the shared body in D's step (as the paper's code "
                         "does); 0: only G and the Q head minimise it (faster per step, and better here: see README)")
@@ -155,7 +158,8 @@ def info_loss(q_out, cat_code, cont_code, args):
     cat_logits, cont_mean, cont_logvar = q_out
     loss = args.lambda_cat * F.cross_entropy(cat_logits.float(), cat_code)
     if cont_code.shape[1]:
-        nll = F.gaussian_nll_loss(cont_mean.float(), cont_code, cont_logvar.float().exp(), reduction="none")
+        var = cont_logvar.float().exp() if args.q_std == "learned" else torch.ones_like(cont_code)
+        nll = F.gaussian_nll_loss(cont_mean.float(), cont_code, var, reduction="none")
         loss = loss + args.lambda_cont * nll.sum(1).mean()
     return loss
 
@@ -275,14 +279,8 @@ def main():
     for epoch in range(state["epoch"], args.epochs):
         t0 = time.time()
         rows = T.train_epoch(state, epoch, len(images), lambda idx, step: train_step(
-            to_float(images[idx]), G, D, netD, optD, optGQ, config, args, amp_dtype), LOSS_COLUMNS, args, stop, device, out)
-        if rows is None:  # NaN/inf
-            return 1
-        if state["step"]:  # interrupted mid-epoch
-            save(final_step_of_epoch=False)
-            write_logs(out, state)
-            T.interrupted(out, epoch + 1, state["step"], steps_per_epoch)
-            return stop.exit_code
+            to_float(images[idx]), G, D, netD, optD, optGQ, config, args, amp_dtype), LOSS_COLUMNS, args, stop, device,
+            out, save_partial=lambda: (save(final_step_of_epoch=False), write_logs(out, state)))
 
         # -- end of epoch: grids, accuracy, checkpoint, logs
         epoch_time = time.time() - t0
@@ -302,9 +300,7 @@ def main():
         m = np.mean(rows, axis=0)
         print(f"epoch {epoch + 1}/{args.epochs} | {epoch_time:.1f}s, {len(rows) * args.batch_size / epoch_time:.0f} img/s | "
               f"D {m[0]:.3f} G {m[1]:.3f} Q {m[2]:.3f} D(x) {m[3]:.2f} D(G(z)) {m[4]:.2f}/{m[5]:.2f}{summary}", flush=True)
-        if stop:
-            T.interrupted(out, epoch + 1, 0, steps_per_epoch)
-            return stop.exit_code
+        T.stop_after_epoch(stop, out, epoch + 1, steps_per_epoch)
 
     T.make_gif(sorted(p for p in (os.path.join(out, "grids", f) for f in os.listdir(os.path.join(out, "grids")))
                       if p.endswith("_c1.png" if config["n_cont"] else "_noise.png")), os.path.join(out, "progress.gif"))

@@ -34,7 +34,17 @@ def run_cli(main):
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except TrainingStopped as e:  # NaN, Ctrl-C or SIGTERM inside training: already saved and said
+        sys.exit(e.exit_code)
     sys.exit(code or 0)
+
+
+class TrainingStopped(Exception):
+    """Training ended early (NaN/inf, or a stop request after saving); run_cli exits with exit_code."""
+
+    def __init__(self, exit_code):
+        super().__init__(exit_code)
+        self.exit_code = exit_code
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -329,12 +339,13 @@ class StepStats:
         return self.values[self.first:self.done].tolist()
 
 
-def train_epoch(state, epoch, n_items, step_fn, columns, args, stop, device, out):
+def train_epoch(state, epoch, n_items, step_fn, columns, args, stop, device, out, save_partial):
     """Run one epoch's steps, from state["step"] on, over a random permutation of the n_items
     training examples (kept in state, so an interrupted epoch resumes on the same batches).
     step_fn(batch_indices, step) does one training step and returns the statistics of `columns`.
     Appends them to state["history"]; state["step"] is the next step (0 after a full epoch).
-    Returns the epoch's rows, or None when the loss became NaN/inf (after saying so)."""
+    Returns the epoch's rows. Raises TrainingStopped when the loss became NaN/inf (the last good
+    checkpoint is kept) or when a stop request came mid-epoch (after save_partial() and the resume hint)."""
     bs = args.batch_size
     steps_per_epoch, first_step = n_items // bs, state["step"]  # ragged last batch dropped: static shapes
     if state["perm"] is None:
@@ -347,13 +358,24 @@ def train_epoch(state, epoch, n_items, step_fn, columns, args, stop, device, out
         if bad_step is not None:
             stats.bar.close()
             print(nan_message(epoch + 1, bad_step, steps_per_epoch, out), file=sys.stderr)
-            return None
+            raise TrainingStopped(1)
         if stop:
             break
     rows = stats.rows()
     state["history"] += [[epoch + 1, epoch * steps_per_epoch + first_step + i + 1] + r for i, r in enumerate(rows)]
     state["step"] = stats.done if stats.done < steps_per_epoch else 0
+    if state["step"]:  # stopped mid-epoch
+        save_partial()
+        interrupted(out, epoch + 1, state["step"], steps_per_epoch)
+        raise TrainingStopped(stop.exit_code)
     return rows
+
+
+def stop_after_epoch(stop, out, epoch, steps_per_epoch):
+    """A stop request that came while the epoch's end was being saved: exit now, it is all on disk."""
+    if stop:
+        interrupted(out, epoch, 0, steps_per_epoch)
+        raise TrainingStopped(stop.exit_code)
 
 
 def keep_best(out, state, epoch):
