@@ -58,6 +58,8 @@ def get_parser():
     g.add_argument("--q-std", choices=("learned", "fixed"), default="learned",
                    help="Q's Gaussian for the continuous codes: learned log-variance, or fixed std 1 "
                         "(the paper's code; the NLL is then half the squared error)")
+    g.add_argument("--info-warmup", type=int, default=0, metavar="ITERS",
+                   help="ramp the information loss linearly from 0 over the first ITERS iterations (0: full from the start)")
     g.add_argument("--info-in-d", type=int, choices=(0, 1), default=0,
                    help="1: the information loss also trains the shared body in D's step (as the paper's code "
                         "does); 0: only G and the Q head minimise it (faster per step, and better here: see README)")
@@ -81,6 +83,7 @@ def validate(args):
     T.check(args.batch_size > 0, f"--batch-size must be > 0 (got {args.batch_size})")
     T.check(args.epochs >= 1, f"--epochs must be >= 1 (got {args.epochs})")
     T.check(args.eval_samples > 0, f"--eval-samples must be > 0 (got {args.eval_samples})")
+    T.check(args.info_warmup >= 0, f"--info-warmup must be >= 0 (got {args.info_warmup})")
     T.check(args.log_every > 0, f"--log-every must be > 0 (got {args.log_every})")
     for name in ("lr_d", "lr_g"):
         T.check(getattr(args, name) > 0, f"--{name.replace('_', '-')} must be > 0")
@@ -164,7 +167,7 @@ def info_loss(q_out, cat_code, cont_code, args):
     return loss
 
 
-def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype):
+def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype, info_scale=1.0):
     """One InfoGAN iteration on a batch of real images; returns the statistics of LOSS_COLUMNS
     as tensors (not read here, so a GPU never waits). G, D may be torch.compile'd netG, netD."""
     bs, n_cat, n_cont, device = real.size(0), config["n_cat"], config["n_cont"], real.device
@@ -183,7 +186,7 @@ def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype):
         q_out_d = netD.q(features_fake) if args.info_in_d else None
     loss_d = bce(d_real.float(), ones) + bce(d_fake.float(), zeros)
     if args.info_in_d:
-        loss_d = loss_d + info_loss(q_out_d, cat_code, cont_code, args)
+        loss_d = loss_d + info_scale * info_loss(q_out_d, cat_code, cont_code, args)
     optD.zero_grad(set_to_none=True)
     loss_d.backward()
     optD.step()
@@ -199,7 +202,7 @@ def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype):
         loss_g = bce(d_fake_after.float(), ones)
     else:
         loss_g = -bce(d_fake_after.float(), zeros)
-    loss_q = info_loss(q_out, cat_code, cont_code, args)
+    loss_q = info_scale * info_loss(q_out, cat_code, cont_code, args)
     optGQ.zero_grad(set_to_none=True)
     (loss_g + loss_q).backward()
     optGQ.step()
@@ -279,7 +282,9 @@ def main():
     for epoch in range(state["epoch"], args.epochs):
         t0 = time.time()
         rows = T.train_epoch(state, epoch, len(images), lambda idx, step: train_step(
-            to_float(images[idx]), G, D, netD, optD, optGQ, config, args, amp_dtype), LOSS_COLUMNS, args, stop, device,
+            to_float(images[idx]), G, D, netD, optD, optGQ, config, args, amp_dtype,
+            info_scale=min(1.0, (epoch * steps_per_epoch + step) / args.info_warmup) if args.info_warmup else 1.0),
+            LOSS_COLUMNS, args, stop, device,
             out, save_partial=lambda: (save(final_step_of_epoch=False), write_logs(out, state)))
 
         # -- end of epoch: grids, accuracy, checkpoint, logs
