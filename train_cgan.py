@@ -211,15 +211,8 @@ def main():
     state = {"epoch": 0, "step": 0, "perm": None, "history": [], "accuracy": [],
              "best": {"accuracy": -1.0, "epoch": None}, "last_loss_g": torch.zeros(())}  # G's loss between G steps
     if ckpt:
-        netG.load_state_dict(ckpt["netG"])
-        netD.load_state_dict(ckpt["netD"])
-        optG.load_state_dict(ckpt["optG"])
-        T.set_optimizer_hparams(optG, args.lr_g, (args.beta1, args.beta2))
-        optD.load_state_dict(ckpt["optD"])
-        T.set_optimizer_hparams(optD, args.lr_d, (args.beta1, args.beta2))
-        state = {k: ckpt[k] for k in state}
-        T.set_rng_state(ckpt["rng"])
-        print(f"resuming {ckpt['path']} at epoch {state['epoch'] + 1}, step {state['step']}", file=sys.stderr)
+        state = T.restore(ckpt, state, {"netG": netG, "netD": netD},
+                          {"optG": (optG, args.lr_g), "optD": (optD, args.lr_d)}, (args.beta1, args.beta2))
 
     def save(final_step_of_epoch):
         full = dict(kind="cgan", config=config, args=vars(args), objects=objects, netG=netG.state_dict(),
@@ -263,15 +256,10 @@ def main():
             T.save_grid(grid, os.path.join(out, f"grid_{name}.png"), nrow=8)
         if accs:
             state["accuracy"].append([epoch + 1] + accs)
-            score = (accs[0] + accs[2]) / 2
-            if score > state["best"]["accuracy"]:
-                state["best"] = {"accuracy": score, "epoch": epoch + 1}
-        save(final_step_of_epoch=True)
-        T.keep_best(out, state, epoch + 1)
-        write_logs(out, state)
+        T.end_epoch(out, state, epoch + 1, (accs[0] + accs[2]) / 2 if accs else None, save, write_logs)
         m = np.mean(rows, axis=0)
-        print(f"epoch {epoch + 1}/{args.epochs} | {epoch_time:.1f}s, {len(rows) * args.batch_size / epoch_time:.0f} img/s | "
-              f"D {m[0]:.3f} G {m[1]:.3f}{summary}", flush=True)
+        print(T.epoch_line(epoch + 1, args.epochs, epoch_time, len(rows) * args.batch_size) +
+              f" | D {m[0]:.3f} G {m[1]:.3f}{summary}", flush=True)
         T.stop_after_epoch(stop, out, epoch + 1, steps_per_epoch)
 
     T.make_gif(sorted(os.path.join(out, "grids", f) for f in os.listdir(os.path.join(out, "grids")) if f.endswith("_test.png")

@@ -251,16 +251,9 @@ def main():
     state = {"epoch": 0, "step": 0, "perm": None, "history": [], "accuracy": [], "code_to_digit": None,
              "best": {"accuracy": -1.0, "epoch": None}}
     if ckpt:
-        netG.load_state_dict(ckpt["netG"])
-        netD.load_state_dict(ckpt["netD"])
-        optD.load_state_dict(ckpt["optD"])
-        T.set_optimizer_hparams(optD, args.lr_d, (args.beta1, args.beta2))
-        optGQ.load_state_dict(ckpt["optGQ"])
-        T.set_optimizer_hparams(optGQ, args.lr_g, (args.beta1, args.beta2))
+        state = T.restore(ckpt, state, {"netG": netG, "netD": netD},
+                          {"optD": (optD, args.lr_d), "optGQ": (optGQ, args.lr_g)}, (args.beta1, args.beta2))
         fixed_noise = ckpt["fixed_noise"]
-        state = {k: ckpt[k] for k in state}
-        T.set_rng_state(ckpt["rng"])
-        print(f"resuming {ckpt['path']} at epoch {state['epoch'] + 1}, step {state['step']}", file=sys.stderr)
 
     classifier = None
     if not args.no_eval:
@@ -297,14 +290,10 @@ def main():
             state["accuracy"].append([epoch + 1, acc])
             state["code_to_digit"] = mapping
             summary = f" | code->digit acc {acc:.3f}"
-            if acc > state["best"]["accuracy"]:
-                state["best"] = {"accuracy": acc, "epoch": epoch + 1}
-        save(final_step_of_epoch=True)
-        T.keep_best(out, state, epoch + 1)
-        write_logs(out, state)
+        T.end_epoch(out, state, epoch + 1, state["accuracy"][-1][1] if classifier is not None else None, save, write_logs)
         m = np.mean(rows, axis=0)
-        print(f"epoch {epoch + 1}/{args.epochs} | {epoch_time:.1f}s, {len(rows) * args.batch_size / epoch_time:.0f} img/s | "
-              f"D {m[0]:.3f} G {m[1]:.3f} Q {m[2]:.3f} D(x) {m[3]:.2f} D(G(z)) {m[4]:.2f}/{m[5]:.2f}{summary}", flush=True)
+        print(T.epoch_line(epoch + 1, args.epochs, epoch_time, len(rows) * args.batch_size) +
+              f" | D {m[0]:.3f} G {m[1]:.3f} Q {m[2]:.3f} D(x) {m[3]:.2f} D(G(z)) {m[4]:.2f}/{m[5]:.2f}{summary}", flush=True)
         T.stop_after_epoch(stop, out, epoch + 1, steps_per_epoch)
 
     T.make_gif(sorted(p for p in (os.path.join(out, "grids", f) for f in os.listdir(os.path.join(out, "grids")))

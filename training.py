@@ -293,6 +293,20 @@ def warn_resume_conflicts(saved_config, given, keys):
                   f"{saved_config[key]}", file=sys.stderr)
 
 
+def restore(ckpt, state, models, optimizers, betas):
+    """--resume: load the models' and optimisers' states (this command's learning rates and betas
+    win), and the RNG streams; returns the training state (the keys of `state`) from the checkpoint.
+    models: {checkpoint key: module}; optimizers: {checkpoint key: (optimizer, learning rate)}."""
+    for key, net in models.items():
+        net.load_state_dict(ckpt[key])
+    for key, (optimizer, lr) in optimizers.items():
+        optimizer.load_state_dict(ckpt[key])
+        set_optimizer_hparams(optimizer, lr, betas)
+    set_rng_state(ckpt["rng"])
+    print(f"resuming {ckpt['path']} at epoch {ckpt['epoch'] + 1}, step {ckpt['step']}", file=sys.stderr)
+    return {k: ckpt[k] for k in state}
+
+
 def set_optimizer_hparams(optimizer, lr, betas):
     """After loading an optimizer's state on --resume, the learning rate and betas of this command win."""
     for group in optimizer.param_groups:
@@ -376,6 +390,21 @@ def stop_after_epoch(stop, out, epoch, steps_per_epoch):
     if stop:
         interrupted(out, epoch, 0, steps_per_epoch)
         raise TrainingStopped(stop.exit_code)
+
+
+def end_epoch(out, state, epoch, score, save, write_logs):
+    """After an epoch's evaluation: best-so-far bookkeeping (score None: no evaluation), then
+    ckpt.pt and g.pt, g_best.pt when this epoch is the best, the logs and curves."""
+    if score is not None and score > state["best"]["accuracy"]:
+        state["best"] = {"accuracy": score, "epoch": epoch}
+    save(final_step_of_epoch=True)
+    keep_best(out, state, epoch)
+    write_logs(out, state)
+
+
+def epoch_line(epoch, epochs, seconds, n_images):
+    """The start of the one summary line per epoch: "epoch 3/20 | 47.1s, 505 img/s"."""
+    return f"epoch {epoch}/{epochs} | {seconds:.1f}s, {n_images / seconds:.0f} img/s"
 
 
 def keep_best(out, state, epoch):
