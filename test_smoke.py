@@ -92,6 +92,22 @@ def test_resume_continues_at_next_epoch(infogan_run, tmp_path):
     assert os.path.exists(os.path.join(out, "grids", "epoch002_c1.png"))
 
 
+def test_info_loss_warmups_and_fixed_std():
+    from train_infogan import get_parser, info_loss
+    torch.manual_seed(0)
+    q_out = (torch.randn(8, 10), torch.randn(8, 2), torch.randn(8, 2))
+    cat, cont = torch.randint(10, (8,)), torch.rand(8, 2) * 2 - 1
+    loss = lambda flags, it: info_loss(q_out, cat, cont, get_parser().parse_args(flags), it).item()  # noqa: E731
+    full = loss([], 0)
+    assert loss(["--info-warmup", "100"], 0) == 0 and loss(["--info-warmup", "100"], 50) == pytest.approx(full / 2)
+    assert loss(["--info-warmup", "100"], 100) == pytest.approx(full)
+    ce = torch.nn.functional.cross_entropy(q_out[0], cat).item()
+    assert loss(["--cont-warmup", "10"], 0) == pytest.approx(ce)  # only the categorical part at first
+    assert loss(["--cont-warmup", "10"], 10) == pytest.approx(full)
+    fixed = ce + 0.1 * (0.5 * (q_out[1] - cont) ** 2).sum(1).mean().item()  # N(mean, 1) NLL without constants
+    assert loss(["--q-std", "fixed"], 0) == pytest.approx(fixed, rel=1e-5)
+
+
 def test_code_digit_accuracy_perfect_and_chance():
     """A 'generator' whose categorical code is the digit scores 1.0; one that ignores it about 0.1."""
     labels = torch.arange(2000) % 10

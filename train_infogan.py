@@ -60,6 +60,9 @@ def get_parser():
                         "(the paper's code; the NLL is then half the squared error)")
     g.add_argument("--info-warmup", type=int, default=0, metavar="ITERS",
                    help="ramp the information loss linearly from 0 over the first ITERS iterations (0: full from the start)")
+    g.add_argument("--cont-warmup", type=int, default=0, metavar="ITERS",
+                   help="ramp the continuous codes' loss linearly from 0 over the first ITERS iterations, so the "
+                        "categorical code claims the digit identity first (0: full from the start)")
     g.add_argument("--info-in-d", type=int, choices=(0, 1), default=0,
                    help="1: the information loss also trains the shared body in D's step (as the paper's code "
                         "does); 0: only G and the Q head minimise it (faster per step, and better here: see README)")
@@ -83,7 +86,8 @@ def validate(args):
     T.check(args.batch_size > 0, f"--batch-size must be > 0 (got {args.batch_size})")
     T.check(args.epochs >= 1, f"--epochs must be >= 1 (got {args.epochs})")
     T.check(args.eval_samples > 0, f"--eval-samples must be > 0 (got {args.eval_samples})")
-    T.check(args.info_warmup >= 0, f"--info-warmup must be >= 0 (got {args.info_warmup})")
+    for name in ("info_warmup", "cont_warmup"):
+        T.check(getattr(args, name) >= 0, f"--{name.replace('_', '-')} must be >= 0 (got {getattr(args, name)})")
     T.check(args.log_every > 0, f"--log-every must be > 0 (got {args.log_every})")
     for name in ("lr_d", "lr_g"):
         T.check(getattr(args, name) > 0, f"--{name.replace('_', '-')} must be > 0")
@@ -155,19 +159,25 @@ def code_digit_accuracy(netG, classifier, config, n_per_code=100, device="cpu", 
 
 # ---------------------------------------------------------------------------- training
 
-def info_loss(q_out, cat_code, cont_code, args):
+def ramp(iteration, iters):
+    """Linear warm-up factor: 0 at iteration 0, 1 from `iters` on (always 1 when iters is 0)."""
+    return min(1.0, iteration / iters) if iters else 1.0
+
+
+def info_loss(q_out, cat_code, cont_code, args, iteration=0):
     """-lambda * L_I: Q's cross-entropy on the categorical code plus its Gaussian negative
-    log-likelihood of the continuous codes (a lower bound on the mutual information, up to H(c))."""
+    log-likelihood of the continuous codes (a lower bound on the mutual information, up to H(c)),
+    each ramped up over its warm-up."""
     cat_logits, cont_mean, cont_logvar = q_out
     loss = args.lambda_cat * F.cross_entropy(cat_logits.float(), cat_code)
     if cont_code.shape[1]:
         var = cont_logvar.float().exp() if args.q_std == "learned" else torch.ones_like(cont_code)
         nll = F.gaussian_nll_loss(cont_mean.float(), cont_code, var, reduction="none")
-        loss = loss + args.lambda_cont * nll.sum(1).mean()
-    return loss
+        loss = loss + ramp(iteration, args.cont_warmup) * args.lambda_cont * nll.sum(1).mean()
+    return ramp(iteration, args.info_warmup) * loss
 
 
-def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype, info_scale=1.0):
+def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype, iteration=0):
     """One InfoGAN iteration on a batch of real images; returns the statistics of LOSS_COLUMNS
     as tensors (not read here, so a GPU never waits). G, D may be torch.compile'd netG, netD."""
     bs, n_cat, n_cont, device = real.size(0), config["n_cat"], config["n_cont"], real.device
@@ -186,7 +196,7 @@ def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype, info_scal
         q_out_d = netD.q(features_fake) if args.info_in_d else None
     loss_d = bce(d_real.float(), ones) + bce(d_fake.float(), zeros)
     if args.info_in_d:
-        loss_d = loss_d + info_scale * info_loss(q_out_d, cat_code, cont_code, args)
+        loss_d = loss_d + info_loss(q_out_d, cat_code, cont_code, args, iteration)
     optD.zero_grad(set_to_none=True)
     loss_d.backward()
     optD.step()
@@ -202,7 +212,7 @@ def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype, info_scal
         loss_g = bce(d_fake_after.float(), ones)
     else:
         loss_g = -bce(d_fake_after.float(), zeros)
-    loss_q = info_scale * info_loss(q_out, cat_code, cont_code, args)
+    loss_q = info_loss(q_out, cat_code, cont_code, args, iteration)
     optGQ.zero_grad(set_to_none=True)
     (loss_g + loss_q).backward()
     optGQ.step()
@@ -276,7 +286,7 @@ def main():
         t0 = time.time()
         rows = T.train_epoch(state, epoch, len(images), lambda idx, step: train_step(
             to_float(images[idx]), G, D, netD, optD, optGQ, config, args, amp_dtype,
-            info_scale=min(1.0, (epoch * steps_per_epoch + step) / args.info_warmup) if args.info_warmup else 1.0),
+            iteration=epoch * steps_per_epoch + step),
             LOSS_COLUMNS, args, stop, device,
             out, save_partial=lambda: (save(final_step_of_epoch=False), write_logs(out, state)))
 
