@@ -251,12 +251,14 @@ def test_aux_loss_sums_over_classes():
 def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond):
     out = tmp_path / "run"
     critic = ["--n-critic", 2] if loss == "wgan-gp" else []
+    upsample = ["--g-upsample"] if loss == "bce" else []  # the checkerboard-free G
     proc = run("train_cgan.py", "--data-root", iclevr_root, "--img-size", 32, "--epochs", 1, "--batch-size", 16,
                "--loss", loss, "--cond", cond, "--evaluator", tiny_evaluator, "--eval-draws", 2, "--out", out,
-               "--g-width", 16, "--d-width", 16, *critic)
+               "--g-width", 16, "--d-width", 16, *critic, *upsample)
     assert "epoch 1/1" in proc.stdout and "new_test" in proc.stdout
     ckpt = T.load_checkpoint(str(out), kind="cgan")
     assert ckpt["config"]["cond"] == cond and ckpt["args"]["loss"] == loss and len(ckpt["history"]) == 3
+    assert ckpt["config"]["g_upsample"] == (loss == "bce")
     # 32 conditions, 8 per row: 4 x 8 grid of 32 px images with 2 px padding
     assert Image.open(out / "grid_test.png").size == (8 * 34 + 2, 4 * 34 + 2)
     assert Image.open(out / "grid_new_test.png").size == (8 * 34 + 2, 4 * 34 + 2)

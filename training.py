@@ -288,7 +288,7 @@ def resume_args(args, ckpt, parser, model_keys):
 def warn_resume_conflicts(saved_config, given, keys):
     """On --resume the checkpoint's architecture wins; name every flag that tried to change it."""
     for key in keys:
-        if key in given and given[key] != saved_config[key]:
+        if key in given and given[key] != saved_config.get(key):
             print(f"warning: --{key.replace('_', '-')} {given[key]} ignored: the checkpoint was trained with "
                   f"{saved_config[key]}", file=sys.stderr)
 
