@@ -70,7 +70,7 @@ def get_parser():
     g.add_argument("--eval-samples", type=int, default=100, help="images per categorical value for code->digit accuracy")
     g.add_argument("--no-eval", action="store_true", help="skip the code->digit accuracy (needs no classifier)")
     g = p.add_argument_group("machine")
-    g.add_argument("--seed", type=int, default=1, help="random seed (same seed + same machine = same run)")
+    g.add_argument("--seed", type=int, default=1, help="random seed (same seed, machine and thread count = same run)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train")
     g.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="auto: bf16 autocast where the hardware has it (CUDA, AMX/AVX512-BF16 CPUs), else fp32")
