@@ -53,7 +53,7 @@ def get_parser():
                    help="normalisation in D; auto: instance for wgan-gp, spectral for hinge, batch for bce")
     g = p.add_argument_group("loss and optimisation")
     g.add_argument("--loss", choices=tuple(LOSS_DEFAULTS), default="hinge", help="adversarial loss")
-    g.add_argument("--aux-weight", type=float, default=1.0, help="weight of D's auxiliary multi-label loss (0: off)")
+    g.add_argument("--aux-weight", type=float, default=1.0, help="weight of D's auxiliary multi-label loss, BCE summed over the 24 classes (0: off)")
     g.add_argument("--n-critic", type=int, default=None, help="D steps per G step (default: 5 for wgan-gp, else 1)")
     g.add_argument("--gp-weight", type=float, default=10.0, help="gradient-penalty weight (wgan-gp)")
     g.add_argument("--lr-g", type=float, default=None, help="Adam learning rate of G (default by loss: 2e-4)")
