@@ -23,6 +23,11 @@ EVALUATOR_FILE = "evaluator.pth"
 
 def load_evaluator(path, device="cpu"):
     """The coursework's {'model': state_dict} file -> ResNet-18 in eval mode; a clear error otherwise."""
+    return read_evaluator(path, device)[0]
+
+
+def read_evaluator(path, device="cpu"):
+    """(evaluator, its held-out accuracy when this toolkit trained it, else None), from one read of the file."""
     T.check(os.path.isfile(path), f"evaluator file not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
@@ -36,7 +41,7 @@ def load_evaluator(path, device="cpu"):
     except (RuntimeError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()[0][:150]
         raise T.UserError(f"{path} does not hold a ResNet-18 with a 24-way fc ({first})") from None
-    return net.to(device).eval()
+    return net.to(device).eval(), state.get("heldout_accuracy")
 
 
 def heldout_split(n, holdout=0.1, seed=0):
@@ -86,8 +91,7 @@ def evaluator_for(args_evaluator, data_root, device, images=None, conditions=Non
         return load_evaluator(args_evaluator, device), None
     path = os.path.join(data_root, EVALUATOR_FILE)
     if os.path.isfile(path) and not retrain:
-        acc = torch.load(path, map_location="cpu", weights_only=False).get("heldout_accuracy")
-        return load_evaluator(path, device), acc
+        return read_evaluator(path, device)
     if images is None:
         images, conditions, _ = load_iclevr_cached(data_root, 64)
     print(f"training an evaluator on {len(images)} images of {data_root} (cached as {path})...", file=sys.stderr)

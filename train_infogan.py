@@ -294,13 +294,13 @@ def main():
         epoch_time = time.time() - t0
         state.update(epoch=epoch + 1, perm=None)
         save_grids(netG, config, fixed_noise, out, epoch + 1, device)
-        summary = ""
+        summary, acc = "", None
         if classifier is not None:
             acc, mapping = code_digit_accuracy(netG, classifier, config, args.eval_samples, device)
             state["accuracy"].append([epoch + 1, acc])
             state["code_to_digit"] = mapping
             summary = f" | code->digit acc {acc:.3f}"
-        T.end_epoch(out, state, epoch + 1, state["accuracy"][-1][1] if classifier is not None else None, save, write_logs)
+        T.end_epoch(out, state, epoch + 1, acc, save, write_logs)
         m = np.mean(rows, axis=0)
         print(T.epoch_line(epoch + 1, args.epochs, epoch_time, len(rows) * args.batch_size) +
               f" | D {m[0]:.3f} G {m[1]:.3f} Q {m[2]:.3f} D(x) {m[3]:.2f} D(G(z)) {m[4]:.2f}/{m[5]:.2f}{summary}", flush=True)

@@ -290,7 +290,7 @@ def warn_resume_conflicts(saved_config, given, keys):
     for key in keys:
         if key in given and given[key] != saved_config.get(key):
             print(f"warning: --{key.replace('_', '-')} {given[key]} ignored: the checkpoint was trained with "
-                  f"{saved_config[key]}", file=sys.stderr)
+                  f"{saved_config.get(key)}", file=sys.stderr)
 
 
 def restore(ckpt, state, models, optimizers, betas):
