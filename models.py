@@ -66,43 +66,69 @@ class PaperBody(nn.Module):
         return self.net(x)
 
 
-class DCGANGenerator(nn.Module):
-    """64x64 transposed-convolution generator of the DCGAN paper (as in the 64-px reports)."""
+class CondBatchNorm2d(nn.Module):
+    """BatchNorm whose gain and bias are set by the condition (de Vries et al. 2017; SN-GAN, BigGAN):
+    gain = 1 + W_g y, bias = W_b y, so every object in a multi-hot y adds its own scale and shift to
+    every layer, instead of entering only once at G's input."""
 
-    def __init__(self, latent_dim, out_channels=1, img_size=64, width=64):
+    def __init__(self, num_features, n_classes):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(num_features, affine=False)
+        self.gain = nn.Linear(n_classes, num_features, bias=False)
+        self.bias = nn.Linear(n_classes, num_features, bias=False)
+
+    def forward(self, x, y):
+        gain = 1 + self.gain(y)[:, :, None, None]
+        return self.bn(x) * gain + self.bias(y)[:, :, None, None]
+
+
+def batch_norm(num_features, n_classes):
+    return CondBatchNorm2d(num_features, n_classes) if n_classes else nn.BatchNorm2d(num_features)
+
+
+class GeneratorBase(nn.Module):
+    """Runs self.net layer by layer, handing the condition y to the conditional BatchNorms."""
+
+    def forward(self, z, y=None):
+        x = z.view(z.size(0), -1, 1, 1)
+        for layer in self.net:
+            x = layer(x, y) if isinstance(layer, CondBatchNorm2d) else layer(x)
+        return x
+
+
+class DCGANGenerator(GeneratorBase):
+    """64x64 transposed-convolution generator of the DCGAN paper (as in the 64-px reports).
+    n_classes > 0: conditional BatchNorm (see CondBatchNorm2d)."""
+
+    def __init__(self, latent_dim, out_channels=1, img_size=64, width=64, n_classes=0):
         super().__init__()
         n_up = int(math.log2(img_size)) - 3  # 4x4 -> img_size/2 by stride-2 upconvs, then the last one
         ch = width * 2 ** n_up
-        layers = [nn.ConvTranspose2d(latent_dim, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
+        layers = [nn.ConvTranspose2d(latent_dim, ch, 4, 1, 0, bias=False), batch_norm(ch, n_classes), nn.ReLU(True)]
         for _ in range(n_up):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), batch_norm(ch // 2, n_classes),
+                       nn.ReLU(True)]
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, out_channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z):
-        return self.net(z.view(z.size(0), -1, 1, 1))
 
-
-class UpsampleGenerator(nn.Module):
+class UpsampleGenerator(GeneratorBase):
     """Nearest-neighbour upsample + 3x3 conv instead of transposed convs: no checkerboard artifacts
-    (Odena et al., "Deconvolution and Checkerboard Artifacts", 2016)."""
+    (Odena et al., "Deconvolution and Checkerboard Artifacts", 2016). n_classes: as DCGANGenerator."""
 
-    def __init__(self, latent_dim, out_channels=1, img_size=64, width=64):
+    def __init__(self, latent_dim, out_channels=1, img_size=64, width=64, n_classes=0):
         super().__init__()
         n_up = int(math.log2(img_size)) - 2
         ch = width * 2 ** (n_up - 1)
-        layers = [nn.ConvTranspose2d(latent_dim, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
+        layers = [nn.ConvTranspose2d(latent_dim, ch, 4, 1, 0, bias=False), batch_norm(ch, n_classes), nn.ReLU(True)]
         for _ in range(n_up):
             out = max(ch // 2, width // 2)
             layers += [nn.Upsample(scale_factor=2, mode="nearest"),
-                       nn.Conv2d(ch, out, 3, 1, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(True)]
+                       nn.Conv2d(ch, out, 3, 1, 1, bias=False), batch_norm(out, n_classes), nn.ReLU(True)]
             ch = out
         layers += [nn.Conv2d(ch, out_channels, 3, 1, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
-
-    def forward(self, z):
-        return self.net(z.view(z.size(0), -1, 1, 1))
 
 
 class ConvBody(nn.Module):
@@ -182,15 +208,17 @@ def build_infogan(config):
 # ----------------------------------------------------------------------------------------
 
 class CondGenerator(nn.Module):
-    """G(z, y): the multi-hot condition y is concatenated to the noise (seed 002's generator)."""
+    """G(z, y): the multi-hot condition y is concatenated to the noise (seed 002's generator);
+    g_cond='cbn' also feeds it to every BatchNorm of G (conditional BatchNorm)."""
 
-    def __init__(self, noise_dim, n_classes, img_size=64, width=64, upsample=False):
+    def __init__(self, noise_dim, n_classes, img_size=64, width=64, upsample=False, g_cond="concat"):
         super().__init__()
         Net = UpsampleGenerator if upsample else DCGANGenerator
-        self.net = Net(noise_dim + n_classes, out_channels=3, img_size=img_size, width=width)
+        self.net = Net(noise_dim + n_classes, out_channels=3, img_size=img_size, width=width,
+                       n_classes=n_classes if g_cond == "cbn" else 0)
 
     def forward(self, z, y):
-        return self.net(torch.cat([z, y], dim=1))
+        return self.net(torch.cat([z, y], dim=1), y)
 
 
 class CondDiscriminator(nn.Module):
@@ -227,7 +255,8 @@ class CondDiscriminator(nn.Module):
 
 def build_cgan(config):
     netG = CondGenerator(config["noise_dim"], config["n_classes"], config["img_size"],
-                         config["g_width"], upsample=config.get("g_upsample", False))
+                         config["g_width"], upsample=config.get("g_upsample", False),
+                         g_cond=config.get("g_cond", "concat"))
     netD = CondDiscriminator(config["n_classes"], config["img_size"], config["d_width"],
                              cond=config["cond"], norm=config["d_norm"])
     dcgan_init(netG)

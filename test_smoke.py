@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 import training as T
@@ -239,6 +240,24 @@ def test_evaluate_cli_trains_caches_and_scores_32px(iclevr_root, tmp_path):
     assert cached.stdout.strip() == proc.stdout.strip().splitlines()[0]
 
 
+def test_conditional_batchnorm_follows_the_condition():
+    from models import CondBatchNorm2d
+    cbn = CondBatchNorm2d(3, 24)
+    x, y = torch.randn(4, 3, 5, 5), torch.zeros(4, 24)
+    # no object: plain BatchNorm without affine parameters
+    assert torch.allclose(cbn(x, y), F.batch_norm(x, None, None, training=True), atol=1e-5)
+    with torch.no_grad():
+        cbn.gain.weight.zero_()
+        cbn.bias.weight.zero_()
+        cbn.gain.weight[:, 5] = 1.0   # object 5 doubles the gain ...
+        cbn.bias.weight[:, 7] = 0.5   # ... object 7 shifts by 0.5
+    y[1, 5] = y[2, 7] = 1
+    out, plain = cbn(x, y), F.batch_norm(x, None, None, training=True)
+    assert torch.allclose(out[0], plain[0], atol=1e-5)
+    assert torch.allclose(out[1], 2 * plain[1], atol=1e-5)
+    assert torch.allclose(out[2], plain[2] + 0.5, atol=1e-5)
+
+
 def test_aux_loss_sums_over_classes():
     from train_cgan import aux_loss
     y = torch.zeros(3, 24)
@@ -252,13 +271,15 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
     out = tmp_path / "run"
     critic = ["--n-critic", 2] if loss == "wgan-gp" else []
     upsample = ["--g-upsample"] if loss == "bce" else []  # the checkerboard-free G
+    g_cond = ["--g-cond", "cbn"] if loss == "wgan-gp" else []  # conditional BatchNorm in G
     proc = run("train_cgan.py", "--data-root", iclevr_root, "--img-size", 32, "--epochs", 1, "--batch-size", 16,
                "--loss", loss, "--cond", cond, "--evaluator", tiny_evaluator, "--eval-draws", 2, "--out", out,
-               "--g-width", 16, "--d-width", 16, *critic, *upsample)
+               "--g-width", 16, "--d-width", 16, *critic, *upsample, *g_cond)
     assert "epoch 1/1" in proc.stdout and "new_test" in proc.stdout
     ckpt = T.load_checkpoint(str(out), kind="cgan")
     assert ckpt["config"]["cond"] == cond and ckpt["args"]["loss"] == loss and len(ckpt["history"]) == 3
     assert ckpt["config"]["g_upsample"] == (loss == "bce")
+    assert ckpt["config"]["g_cond"] == ("cbn" if loss == "wgan-gp" else "concat")
     # 32 conditions, 8 per row: 4 x 8 grid of 32 px images with 2 px padding
     assert Image.open(out / "grid_test.png").size == (8 * 34 + 2, 4 * 34 + 2)
     assert Image.open(out / "grid_new_test.png").size == (8 * 34 + 2, 4 * 34 + 2)

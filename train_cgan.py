@@ -22,7 +22,7 @@ from data import SPEC_DIR, load_conditions, load_iclevr_cached, make_iclevr, to_
 from evaluate import evaluator_for, generator_accuracy
 from models import build_cgan
 
-MODEL_KEYS = ("img_size", "noise_dim", "g_width", "d_width", "g_upsample", "cond", "d_norm")  # fixed on --resume
+MODEL_KEYS = ("img_size", "noise_dim", "g_width", "d_width", "g_upsample", "g_cond", "cond", "d_norm")  # fixed on --resume
 LOSS_COLUMNS = ("loss_d", "loss_g", "d_real", "d_fake")
 LOSS_DEFAULTS = {  # (n_critic, lr_g, lr_d, beta1, beta2, d_norm) per loss
     "wgan-gp": (5, 2e-4, 2e-4, 0.0, 0.9, "instance"),   # seed 002 / Gulrajani et al.
@@ -47,6 +47,9 @@ def get_parser():
     g.add_argument("--d-width", type=int, default=64, help="channels of D's first layer (DCGAN ndf)")
     g.add_argument("--g-upsample", action="store_true",
                    help="G with nearest-upsample + conv layers instead of transposed convs (no checkerboard artifacts)")
+    g.add_argument("--g-cond", choices=("concat", "cbn"), default="concat",
+                   help="how G sees the condition: concatenated to the noise (seed 002), or also through "
+                        "conditional BatchNorm in every layer (cbn)")
     g.add_argument("--cond", choices=("projection", "concat"), default="projection",
                    help="how D sees the condition: projection D, or concat as an extra image channel (seed 002)")
     g.add_argument("--d-norm", choices=("auto", "batch", "instance", "spectral", "none"), default="auto",
