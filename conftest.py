@@ -66,7 +66,7 @@ def infogan_run(tmp_path_factory, mnist_root):
     """One real epoch of train_infogan.py on the tiny MNIST, shared by several tests."""
     out = str(tmp_path_factory.mktemp("runs") / "infogan")
     proc = run("train_infogan.py", "--data-root", mnist_root, "--out", out, "--epochs", 1, "--batch-size", 50,
-               "--eval-samples", 20, "--seed", 3)
+               "--eval-samples", 20, "--seed", 3, "--noise-scale", 0.5)
     return out, proc
 
 

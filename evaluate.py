@@ -54,8 +54,14 @@ def heldout_split(n, holdout=0.1, seed=0):
     return order[:n_val], order[n_val:]
 
 
-def train_evaluator(images, conditions, device, epochs=10, batch_size=64, holdout=0.1, seed=0, lr=1e-3):
-    """ResNet-18 from scratch on (images, multi-hot conditions); returns (net, held-out top-k accuracy)."""
+def train_evaluator(images, conditions, device, epochs=10, batch_size=64, holdout=0.1, seed=0, lr=1e-3,
+                    images_32=None):
+    """ResNet-18 from scratch on (images, multi-hot conditions); returns (net, held-out top-k accuracy
+    at 64 px, held-out accuracy at 32 px upsampled to 64 or None).
+
+    images_32 (the same images at 32 px): each training image is shown at 32 px upsampled to 64 half
+    of the time, as the coursework's evaluator was trained, so the judge reads 64-px generators and
+    32-px ones (which evaluator_probs upsamples the same way) alike."""
     with T.isolated_rng():  # does not disturb the caller's random stream
         val_idx, train_idx = heldout_split(len(images), holdout, seed)
         net = build_evaluator().to(device)
@@ -68,8 +74,10 @@ def train_evaluator(images, conditions, device, epochs=10, batch_size=64, holdou
             for idx in train_idx[torch.randperm(len(train_idx))].split(batch_size):
                 if len(idx) < batch_size:
                     continue
-                x = to_float(images[idx]).to(device)
-                x = F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False) if x.shape[-1] != 64 else x
+                x = upsample_to_64(to_float(images[idx]).to(device))
+                if images_32 is not None:
+                    small = torch.rand(len(idx), device=device) < 0.5
+                    x = torch.where(small[:, None, None, None], upsample_to_64(to_float(images_32[idx]).to(device)), x)
                 with torch.autocast(torch.device(device).type, amp, enabled=amp is not None):
                     probs = net(x)
                 loss = F.binary_cross_entropy(probs.float().clamp(1e-6, 1 - 1e-6), conditions[idx].to(device))
@@ -80,25 +88,40 @@ def train_evaluator(images, conditions, device, epochs=10, batch_size=64, holdou
                 bar.update(1)
         bar.close()
         net.eval()
-        acc = topk_accuracy(evaluator_probs(net, to_float(images[val_idx]).to(device)).cpu(), conditions[val_idx])
-    return net, acc
+        acc = heldout_accuracy(net, images, conditions, device, seed)
+        acc_32 = heldout_accuracy(net, images_32, conditions, device, seed) if images_32 is not None else None
+    return net, acc, acc_32
 
 
-def evaluator_for(args_evaluator, data_root, device, images=None, conditions=None, epochs=10, retrain=False):
-    """--evaluator PATH, else the one cached in the data folder, else train one there now.
-    Returns (evaluator, its held-out accuracy or None when unknown)."""
+def upsample_to_64(x):
+    return F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False) if x.shape[-1] != 64 else x
+
+
+def heldout_accuracy(net, images, conditions, device, seed=0):
+    """Top-k accuracy of net on the held-out images of the evaluator trained here."""
+    with T.isolated_rng():
+        val_idx, _ = heldout_split(len(images), seed=seed)
+    return topk_accuracy(evaluator_probs(net, to_float(images[val_idx]).to(device)).cpu(), conditions[val_idx])
+
+
+def evaluator_for(args_evaluator, data_root, device, epochs=10, retrain=False, train_res="mixed"):
+    """--evaluator PATH, else the one cached in the data folder, else train one there now
+    (train_res: 'mixed' shows every image at 64 px or at 32 px upsampled, half the time each; '64': 64 px only).
+    Returns (evaluator, its held-out accuracy at 64 px or None when unknown)."""
     if args_evaluator:
         return load_evaluator(args_evaluator, device), None
     path = os.path.join(data_root, EVALUATOR_FILE)
     if os.path.isfile(path) and not retrain:
         return read_evaluator(path, device)
-    if images is None:
-        images, conditions, _ = load_iclevr_cached(data_root, 64)
-    print(f"training an evaluator on {len(images)} images of {data_root} (cached as {path})...", file=sys.stderr)
-    net, acc = train_evaluator(images, conditions, device, epochs=epochs)
+    images, conditions, _ = load_iclevr_cached(data_root, 64)
+    images_32 = load_iclevr_cached(data_root, 32)[0] if train_res == "mixed" else None
+    print(f"training an evaluator on {len(images)} images of {data_root} ({train_res} resolution, "
+          f"cached as {path})...", file=sys.stderr)
+    net, acc, acc_32 = train_evaluator(images, conditions, device, epochs=epochs, images_32=images_32)
     print(f"evaluator held-out top-k accuracy: {acc:.4f}", file=sys.stderr)
     try:
-        T.save_checkpoint({"model": net.state_dict(), "heldout_accuracy": acc}, path)
+        T.save_checkpoint({"model": net.state_dict(), "heldout_accuracy": acc, "heldout_accuracy_32px": acc_32,
+                           "train_res": train_res, "epochs": epochs}, path)
     except OSError:
         print(f"warning: cannot cache the evaluator in {data_root}", file=sys.stderr)
     return net, acc
@@ -131,6 +154,9 @@ def main():
     p.add_argument("--draws", type=int, default=10, help="noise draws per condition file")
     p.add_argument("--epochs", type=int, default=10, help="epochs when an evaluator is trained here")
     p.add_argument("--retrain", action="store_true", help="train a new evaluator even if one is cached in --data-root")
+    p.add_argument("--train-res", choices=("mixed", "64"), default="mixed",
+                   help="images the evaluator trains on: mixed = each image at 64 px or at 32 px upsampled to 64, "
+                        "half the time each (the coursework's evaluator was trained at 32 px upsampled); 64 = 64 px only")
     p.add_argument("--also-32px", action="store_true", help="also score the held-out real images after a round trip "
                    "through 32 px: the ceiling of a generator trained with --img-size 32")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -146,13 +172,12 @@ def main():
             print(f"evaluator top-k accuracy on all {len(images)} images of {args.data_root}: {acc:.4f}")
         else:
             T.check(args.epochs > 0, f"--epochs must be > 0 (got {args.epochs})")
-            net, acc = evaluator_for(None, args.data_root, device, epochs=args.epochs, retrain=args.retrain)
+            net, acc = evaluator_for(None, args.data_root, device, epochs=args.epochs, retrain=args.retrain,
+                                     train_res=args.train_res)
             print(f"evaluator held-out top-k accuracy: {acc:.4f}" if acc is not None else "held-out accuracy unknown")
             if args.also_32px:
                 images, conditions, _ = load_iclevr_cached(args.data_root, 32)
-                with T.isolated_rng():
-                    val_idx, _ = heldout_split(len(images))
-                acc32 = topk_accuracy(evaluator_probs(net, to_float(images[val_idx]).to(device)).cpu(), conditions[val_idx])
+                acc32 = heldout_accuracy(net, images, conditions, device)
                 print(f"the same held-out images at 32 px, upsampled to 64 (the best --img-size 32 can reach): {acc32:.4f}")
         return 0
     T.check(args.draws > 0, f"--draws must be > 0 (got {args.draws})")

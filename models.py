@@ -305,10 +305,11 @@ def evaluator_probs(evaluator, images, batch_size=64):
 # InfoGAN latent input: [incompressible noise z | one-hot categorical code | continuous codes]
 # ----------------------------------------------------------------------------------------
 
-def sample_noise(n, dim, kind, device=None, generator=None):
+def sample_noise(n, dim, kind, device=None, generator=None, scale=1.0):
+    """Incompressible noise: scale * U(-1, 1) or scale * N(0, 1)."""
     if kind == "uniform":
-        return torch.rand(n, dim, device=device, generator=generator) * 2 - 1
-    return torch.randn(n, dim, device=device, generator=generator)
+        return scale * (torch.rand(n, dim, device=device, generator=generator) * 2 - 1)
+    return scale * torch.randn(n, dim, device=device, generator=generator)
 
 
 def infogan_latent(noise, cat_code, cont_code, n_cat):

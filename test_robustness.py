@@ -239,6 +239,7 @@ BAD_INPUT = {
     "train-data-missing-no-download": _train_case(lambda p: ["--data-root", p.missing_data], "MNIST not found"),
     "train-data-root-is-a-file": _train_case(lambda p: ["--data-root", p.a_file], "not a readable folder"),
     "train-noise-dim-0": _train_case(lambda p: ["--noise-dim", 0], "--noise-dim"),
+    "train-noise-scale-0": _train_case(lambda p: ["--noise-scale", 0], "--noise-scale"),
     "train-n-cat-1": _train_case(lambda p: ["--n-cat", 1], "--n-cat"),
     "train-n-cont-negative": _train_case(lambda p: ["--n-cont", -1], "--n-cont"),
     "train-info-warmup-negative": _train_case(lambda p: ["--info-warmup", -1], "--info-warmup"),

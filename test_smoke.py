@@ -52,6 +52,8 @@ def test_train_infogan_run_folder_is_complete(infogan_run):
     assert sorted(ckpt["code_to_digit"].values()) == list(range(10))
     g = T.load_checkpoint(os.path.join(out, "g.pt"), kind="infogan")
     assert g["config"] == ckpt["config"] and torch.equal(g["fixed_noise"], ckpt["fixed_noise"])
+    # --noise-scale 0.5: z ~ 0.5 * U(-1, 1), in training, in the fixed noise and in the config sample.py reads
+    assert g["config"]["noise_scale"] == 0.5 and 0.3 < g["fixed_noise"].abs().max() <= 0.5
     # 10 x 10 grid of 28 px images with torchvision's 2 px padding
     for name in ("grid_c1.png", "grid_c2.png", "grids/epoch001_c1.png"):
         assert Image.open(os.path.join(out, name)).size == (302, 302)
@@ -62,6 +64,15 @@ def test_train_infogan_run_folder_is_complete(infogan_run):
     assert all(np.isfinite(float(r["loss_d"])) for r in rows)
     assert Image.open(os.path.join(out, "curves.png")).size[0] > 500
     assert Image.open(os.path.join(out, "progress.gif")).format == "GIF"
+
+
+def test_noise_scale_multiplies_both_noise_kinds():
+    from models import sample_noise
+    for kind in ("uniform", "normal"):
+        a = sample_noise(500, 8, kind, generator=torch.Generator().manual_seed(0))
+        b = sample_noise(500, 8, kind, generator=torch.Generator().manual_seed(0), scale=0.1)
+        assert torch.allclose(b, 0.1 * a)
+    assert sample_noise(500, 8, "uniform").abs().max() <= 1
 
 
 def test_sample_png_and_npz(infogan_run, tmp_path):
@@ -236,6 +247,11 @@ def test_evaluate_cli_trains_caches_and_scores_32px(iclevr_root, tmp_path):
                           "the same held-out images at 32 px, upsampled to 64 (the best --img-size 32 can reach)"}
     assert all(0 <= float(v) <= 1 for v in lines.values())
     assert (root / "evaluator.pth").exists() and (root / "cache_32px.pt").exists()
+    # trained on both resolutions (the default --train-res mixed); the file records the 32-px figure printed
+    stored = torch.load(root / "evaluator.pth", weights_only=False)
+    assert stored["train_res"] == "mixed" and stored["epochs"] == 1
+    assert f"{stored['heldout_accuracy_32px']:.4f}" == lines[
+        "the same held-out images at 32 px, upsampled to 64 (the best --img-size 32 can reach)"]
     cached = run("evaluate.py", "--data-root", root)  # the second call loads, and reports the same figure
     assert cached.stdout.strip() == proc.stdout.strip().splitlines()[0]
 

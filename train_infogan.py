@@ -25,7 +25,7 @@ from data import load_mnist, to_float
 from models import (INFOGAN_ARCHS, INFOGAN_IMG_SIZE, DigitClassifier, build_infogan, infogan_grid_latent,
                     infogan_latent, sample_noise)
 
-MODEL_KEYS = ("arch", "noise_dim", "n_cat", "n_cont", "noise")  # what rebuilds G; fixed on --resume
+MODEL_KEYS = ("arch", "noise_dim", "n_cat", "n_cont", "noise", "noise_scale")  # what rebuilds G; fixed on --resume
 LOSS_COLUMNS = ("loss_d", "loss_g", "loss_q", "d_real", "d_fake_before", "d_fake_after")
 
 
@@ -40,6 +40,9 @@ def get_parser():
     g.add_argument("--n-cat", type=int, default=10, help="values of the categorical code")
     g.add_argument("--n-cont", type=int, default=2, help="continuous codes, each ~ U(-1, 1) (0: discrete-only InfoGAN)")
     g.add_argument("--noise", choices=("uniform", "normal"), default="uniform", help="distribution of z: U(-1,1) or N(0,1)")
+    g.add_argument("--noise-scale", type=float, default=1.0,
+                   help="z is multiplied by this; below 1 the categorical code dominates G's input at the start "
+                        "(ClusterGAN uses N(0, 0.1^2) noise so the latent space has one cluster per value)")
     g = p.add_argument_group("model")
     g.add_argument("--arch", choices=INFOGAN_ARCHS, default="paper",
                    help="paper: the InfoGAN paper's 28x28 nets; dcgan: 64x64 transposed convs; "
@@ -81,6 +84,7 @@ def get_parser():
 
 def validate(args):
     T.check(args.noise_dim > 0, f"--noise-dim must be > 0 (got {args.noise_dim})")
+    T.check(args.noise_scale > 0, f"--noise-scale must be > 0 (got {args.noise_scale})")
     T.check(args.n_cat >= 2, f"--n-cat must be >= 2 (got {args.n_cat})")
     T.check(args.n_cont >= 0, f"--n-cont must be >= 0 (got {args.n_cont})")
     T.check(args.batch_size > 0, f"--batch-size must be > 0 (got {args.batch_size})")
@@ -147,7 +151,8 @@ def code_digit_accuracy(netG, classifier, config, n_per_code=100, device="cpu", 
     was_training = netG.training
     netG.eval()
     for code in range(n_cat):
-        noise = sample_noise(n_per_code, config["noise_dim"], config["noise"], device, gen)
+        noise = sample_noise(n_per_code, config["noise_dim"], config["noise"], device, gen,
+                             config.get("noise_scale", 1.0))
         cont = torch.rand(n_per_code, config["n_cont"], device=device, generator=gen) * 2 - 1
         cat = torch.full((n_per_code,), code, device=device, dtype=torch.long)
         digits = classifier(netG(infogan_latent(noise, cat, cont, n_cat)).float()).argmax(1)
@@ -183,7 +188,7 @@ def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype, iteration
     bs, n_cat, n_cont, device = real.size(0), config["n_cat"], config["n_cont"], real.device
     bce, d_params = F.binary_cross_entropy_with_logits, [*netD.body.parameters(), *netD.d_head.parameters()]
     ones, zeros = torch.ones(bs, device=device), torch.zeros(bs, device=device)
-    noise = sample_noise(bs, config["noise_dim"], config["noise"], device)
+    noise = sample_noise(bs, config["noise_dim"], config["noise"], device, scale=config.get("noise_scale", 1.0))
     cat_code = torch.randint(n_cat, (bs,), device=device)
     cont_code = torch.rand(bs, n_cont, device=device) * 2 - 1
     z = infogan_latent(noise, cat_code, cont_code, n_cat)
@@ -257,7 +262,8 @@ def main():
     amp_dtype = T.autocast_dtype(device, args.precision)
     G, D = (torch.compile(netG), torch.compile(netD)) if args.compile else (netG, netD)
 
-    fixed_noise = sample_noise(max(config["n_cat"], 10), config["noise_dim"], config["noise"])
+    fixed_noise = sample_noise(max(config["n_cat"], 10), config["noise_dim"], config["noise"],
+                               scale=config.get("noise_scale", 1.0))
     state = {"epoch": 0, "step": 0, "perm": None, "history": [], "accuracy": [], "code_to_digit": None,
              "best": {"accuracy": -1.0, "epoch": None}}
     if ckpt:
