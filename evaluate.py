@@ -183,7 +183,7 @@ def main():
     T.check(args.draws > 0, f"--draws must be > 0 (got {args.draws})")
     from models import build_cgan
     netG, _ = build_cgan(ckpt["config"])
-    netG.load_state_dict(ckpt["netG"])
+    netG.load_state_dict(T.generator_weights(ckpt))
     netG = netG.to(device)
     evaluator, _ = evaluator_for(args.evaluator, args.data_root, device)
     objects = ckpt["objects"]

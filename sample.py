@@ -74,7 +74,7 @@ def main():
 
 def load_generator(ckpt, build, device):
     netG, _ = build(ckpt["config"])
-    netG.load_state_dict(ckpt["netG"])
+    netG.load_state_dict(T.generator_weights(ckpt))
     return netG.to(device).eval()
 
 

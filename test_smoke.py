@@ -274,6 +274,18 @@ def test_conditional_batchnorm_follows_the_condition():
     assert torch.allclose(out[2], plain[2] + 0.5, atol=1e-5)
 
 
+def test_ema_update_averages_weights_and_float_buffers():
+    a, b = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        a.weight.fill_(1.0), b.weight.fill_(3.0)
+        a.running_mean.fill_(0.0), b.running_mean.fill_(2.0)
+        b.num_batches_tracked.fill_(7)
+    T.ema_update(a, b, decay=0.75)
+    assert torch.allclose(a.weight, torch.full((3,), 1.5))  # 0.75 * 1 + 0.25 * 3
+    assert torch.allclose(a.running_mean, torch.full((3,), 0.5))
+    assert int(a.num_batches_tracked) == 7 and torch.equal(b.weight, torch.full((3,), 3.0))
+
+
 def test_aux_loss_sums_over_classes():
     from train_cgan import aux_loss
     y = torch.zeros(3, 24)
@@ -287,10 +299,11 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
     out = tmp_path / "run"
     critic = ["--n-critic", 2] if loss == "wgan-gp" else []
     upsample = ["--g-upsample"] if loss == "bce" else []  # the checkerboard-free G
+    ema = ["--g-ema", 0.5] if loss == "hinge" else []  # G's moving average is judged and saved
     g_cond = ["--g-cond", "cbn"] if loss == "wgan-gp" else []  # conditional BatchNorm in G
     proc = run("train_cgan.py", "--data-root", iclevr_root, "--img-size", 32, "--epochs", 1, "--batch-size", 16,
                "--loss", loss, "--cond", cond, "--evaluator", tiny_evaluator, "--eval-draws", 2, "--out", out,
-               "--g-width", 16, "--d-width", 16, *critic, *upsample, *g_cond)
+               "--g-width", 16, "--d-width", 16, *critic, *upsample, *g_cond, *ema)
     assert "epoch 1/1" in proc.stdout and "new_test" in proc.stdout
     ckpt = T.load_checkpoint(str(out), kind="cgan")
     assert ckpt["config"]["cond"] == cond and ckpt["args"]["loss"] == loss and len(ckpt["history"]) == 3
@@ -310,6 +323,13 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
     assert 0 <= float(row["test_mean"]) <= 1 and 0 <= float(row["new_test_mean"]) <= 1
     for name in ("g.pt", "g_best.pt", "curves.png", "losses.csv"):
         assert (out / name).exists()
+    g = T.load_checkpoint(str(out / "g.pt"))
+    if ema:  # g.pt holds the average, which differs from the trained G after 3 steps at decay 0.5
+        assert all(torch.equal(g["netG"][k], ckpt["netG_ema"][k]) for k in g["netG"])
+        assert not all(torch.equal(g["netG"][k], ckpt["netG"][k]) for k in g["netG"])
+        assert all(torch.equal(T.generator_weights(ckpt)[k], g["netG"][k]) for k in g["netG"])
+    else:
+        assert ckpt["netG_ema"] is None and all(torch.equal(g["netG"][k], ckpt["netG"][k]) for k in g["netG"])
     if loss == "hinge":  # sample.py on the result
         run("sample.py", "--ckpt", out / "g.pt", "--labels", "red cube, blue sphere", "--n", 5, "--out", tmp_path / "s.npz")
         data = np.load(tmp_path / "s.npz")

@@ -9,6 +9,7 @@ Every epoch: ckpt.pt / g.pt, grids of the 32 test.json and new_test.json conditi
 evaluator's top-k accuracy on both (mean +- std over noise draws), g_best.pt, losses.csv, curves.png.
 """
 import argparse
+import copy
 import os
 import sys
 import time
@@ -65,6 +66,9 @@ def get_parser():
     g.add_argument("--beta2", type=float, default=None, help="Adam beta2 (default: 0.9 for wgan-gp/hinge, 0.999 for bce)")
     g.add_argument("--batch-size", type=int, default=64, help="images per step")
     g.add_argument("--epochs", type=int, default=30, help="epochs to train (in total, counting resumed ones)")
+    g.add_argument("--g-ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep an exponential moving average of G's weights with this decay (e.g. 0.999, as in "
+                        "BigGAN/StyleGAN) and use it for the grids, the accuracy, g.pt and g_best.pt (0: off)")
     g = p.add_argument_group("evaluation")
     g.add_argument("--evaluator", default=None, help="evaluator checkpoint.pth (default: trained once on the data and cached)")
     g.add_argument("--eval-draws", type=int, default=5, help="noise draws per condition file for the accuracy")
@@ -94,6 +98,7 @@ def validate(args):
     T.check(args.lr_g > 0 and args.lr_d > 0, "--lr-g and --lr-d must be > 0")
     T.check(0 <= args.beta1 < 1 and 0 <= args.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
     T.check(args.aux_weight >= 0 and args.gp_weight >= 0, "--aux-weight and --gp-weight must be >= 0")
+    T.check(0 <= args.g_ema < 1, f"--g-ema must be in [0, 1) (got {args.g_ema})")
 
 
 def d_loss_fn(loss, d_real, d_fake):
@@ -212,19 +217,25 @@ def main():
     optD = torch.optim.Adam(netD.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
     amp_dtype = T.autocast_dtype(device, args.precision)
     G, D = (torch.compile(netG), torch.compile(netD)) if args.compile else (netG, netD)
+    # the averaged G is what gets judged and saved: its weights wobble less than the trained G's
+    netG_ema = copy.deepcopy(netG).eval().requires_grad_(False) if args.g_ema else None
+    netG_eval = netG_ema or netG
 
     state = {"epoch": 0, "step": 0, "perm": None, "history": [], "accuracy": [],
              "best": {"accuracy": -1.0, "epoch": None}, "last_loss_g": torch.zeros(())}  # G's loss between G steps
     if ckpt:
         state = T.restore(ckpt, state, {"netG": netG, "netD": netD},
                           {"optG": (optG, args.lr_g), "optD": (optD, args.lr_d)}, (args.beta1, args.beta2))
+        if netG_ema is not None:  # a run that had no average yet starts it from the current G
+            netG_ema.load_state_dict(ckpt.get("netG_ema") or netG.state_dict())
 
     def save(final_step_of_epoch):
         full = dict(kind="cgan", config=config, args=vars(args), objects=objects, netG=netG.state_dict(),
-                    netD=netD.state_dict(), optG=optG.state_dict(), optD=optD.state_dict(), rng=T.rng_state(), **state)
+                    netD=netD.state_dict(), optG=optG.state_dict(), optD=optD.state_dict(), rng=T.rng_state(),
+                    netG_ema=netG_ema.state_dict() if netG_ema is not None else None, **state)
         T.save_checkpoint(full, os.path.join(out, T.CHECKPOINT))
         if final_step_of_epoch:
-            T.save_checkpoint(dict(kind="cgan", config=config, objects=objects, netG=netG.state_dict(),
+            T.save_checkpoint(dict(kind="cgan", config=config, objects=objects, netG=netG_eval.state_dict(),
                                    epoch=state["epoch"], data_root=args.data_root), os.path.join(out, T.GENERATOR))
 
     stop = T.StopRequest()
@@ -234,6 +245,8 @@ def main():
         loss_d, state["last_loss_g"], d_real, d_fake = train_step(
             to_float(images[idx]), conditions[idx], iteration, G, D, netD, optG, optD, config, args, amp_dtype,
             state["last_loss_g"].to(device))
+        if netG_ema is not None and (iteration + 1) % args.n_critic == 0:
+            T.ema_update(netG_ema, netG, args.g_ema)
         return loss_d, state["last_loss_g"], d_real, d_fake
 
     for epoch in range(state["epoch"], args.epochs):
@@ -247,16 +260,18 @@ def main():
         summary, accs = "", []
         for name, y_eval in eval_sets.items():
             if evaluator is not None:
-                mean, std, grid = generator_accuracy(netG, config["noise_dim"], evaluator, y_eval, args.eval_draws,
+                mean, std, grid = generator_accuracy(netG_eval, config["noise_dim"], evaluator, y_eval, args.eval_draws,
                                                      device=device)
                 accs += [mean, std]
                 summary += f" | {name} {mean:.3f}+-{std:.3f}"
             else:
-                netG.eval()
+                was_training = netG_eval.training
+                netG_eval.eval()
                 with torch.no_grad():
-                    grid = netG(torch.randn(len(y_eval), config["noise_dim"], generator=torch.Generator().manual_seed(0))
-                                .to(device), y_eval.to(device)).float().cpu()
-                netG.train()
+                    grid = netG_eval(torch.randn(len(y_eval), config["noise_dim"],
+                                                 generator=torch.Generator().manual_seed(0)).to(device),
+                                     y_eval.to(device)).float().cpu()
+                netG_eval.train(was_training)
             T.save_grid(grid, os.path.join(out, "grids", f"epoch{epoch + 1:03d}_{name}.png"), nrow=8)
             T.save_grid(grid, os.path.join(out, f"grid_{name}.png"), nrow=8)
         if accs:

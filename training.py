@@ -307,6 +307,23 @@ def restore(ckpt, state, models, optimizers, betas):
     return {k: ckpt[k] for k in state}
 
 
+def generator_weights(ckpt):
+    """G's state_dict to sample from: the moving average when the run kept one (--g-ema), so g.pt,
+    ckpt.pt and the run folder give the same generator."""
+    return ckpt.get("netG_ema") or ckpt["netG"]
+
+
+@torch.no_grad()
+def ema_update(ema, model, decay):
+    """ema <- decay * ema + (1 - decay) * model, over the parameters and the float buffers (BatchNorm's
+    running statistics, which eval mode uses); integer buffers are copied."""
+    for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
+        if e.dtype.is_floating_point:
+            e.lerp_(m, 1 - decay)
+        else:
+            e.copy_(m)
+
+
 def set_optimizer_hparams(optimizer, lr, betas):
     """After loading an optimizer's state on --resume, the learning rate and betas of this command win."""
     for group in optimizer.param_groups:
