@@ -458,7 +458,8 @@ def test_resume_with_contradicting_flags_keeps_checkpoint_arch_and_warns(lab, tm
     for flag, value in conflicting.items():
         assert any(flag in w and str(value) in w for w in warnings), f"no warning naming {flag} {value}:\n{proc.stderr}"
     ckpt = T.load_checkpoint(out)
-    assert ckpt["config"] == dict(arch="paper", noise_dim=62, n_cat=10, n_cont=2, noise="uniform", img_size=28)
+    assert ckpt["config"] == dict(arch="paper", noise_dim=62, n_cat=10, n_cont=2, noise="uniform", noise_scale=1.0,
+                                  img_size=28)
     assert (ckpt["epoch"], ckpt["step"]) == (1, int(m.group(1)))  # it trained in epoch 2, with the paper nets
     assert "--resume" in " ".join(resume_argv(proc.stderr))
 
