@@ -219,7 +219,7 @@ def main():
     G, D = (torch.compile(netG), torch.compile(netD)) if args.compile else (netG, netD)
     # the averaged G is what gets judged and saved: its weights wobble less than the trained G's
     netG_ema = copy.deepcopy(netG).eval().requires_grad_(False) if args.g_ema else None
-    netG_eval = netG_ema or netG
+    netG_eval = netG_ema if netG_ema is not None else netG
 
     state = {"epoch": 0, "step": 0, "perm": None, "history": [], "accuracy": [],
              "best": {"accuracy": -1.0, "epoch": None}, "last_loss_g": torch.zeros(())}  # G's loss between G steps
