@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 import training as T
 from data import SPEC_DIR, load_conditions, load_iclevr_cached, to_float
-from models import build_evaluator, evaluator_probs, topk_accuracy  # noqa: F401 (re-exported for sample.py)
+from models import build_evaluator, evaluator_probs, topk_accuracy, upsample_to_64  # noqa: F401 (re-exported for sample.py)
 
 EVALUATOR_FILE = "evaluator.pth"
 
@@ -27,7 +27,8 @@ def load_evaluator(path, device="cpu"):
 
 
 def read_evaluator(path, device="cpu"):
-    """(evaluator, its held-out accuracy when this toolkit trained it, else None), from one read of the file."""
+    """(evaluator, its held-out accuracy at 64 px, at 32 px upsampled), from one read of the file; each
+    figure None where the file does not record it (only evaluators trained here do)."""
     T.check(os.path.isfile(path), f"evaluator file not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
@@ -41,7 +42,7 @@ def read_evaluator(path, device="cpu"):
     except (RuntimeError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()[0][:150]
         raise T.UserError(f"{path} does not hold a ResNet-18 with a 24-way fc ({first})") from None
-    return net.to(device).eval(), state.get("heldout_accuracy")
+    return net.to(device).eval(), state.get("heldout_accuracy"), state.get("heldout_accuracy_32px")
 
 
 def heldout_split(n, holdout=0.1, seed=0):
@@ -93,10 +94,6 @@ def train_evaluator(images, conditions, device, epochs=10, batch_size=64, holdou
     return net, acc, acc_32
 
 
-def upsample_to_64(x):
-    return F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False) if x.shape[-1] != 64 else x
-
-
 def heldout_accuracy(net, images, conditions, device, seed=0):
     """Top-k accuracy of net on the held-out images of the evaluator trained here."""
     with T.isolated_rng():
@@ -107,9 +104,9 @@ def heldout_accuracy(net, images, conditions, device, seed=0):
 def evaluator_for(args_evaluator, data_root, device, epochs=10, retrain=False, train_res="mixed"):
     """--evaluator PATH, else the one cached in the data folder, else train one there now
     (train_res: 'mixed' shows every image at 64 px or at 32 px upsampled, half the time each; '64': 64 px only).
-    Returns (evaluator, its held-out accuracy at 64 px or None when unknown)."""
+    Returns (evaluator, its held-out accuracy at 64 px, at 32 px upsampled), each None when unknown."""
     if args_evaluator:
-        return load_evaluator(args_evaluator, device), None
+        return load_evaluator(args_evaluator, device), None, None
     path = os.path.join(data_root, EVALUATOR_FILE)
     if os.path.isfile(path) and not retrain:
         return read_evaluator(path, device)
@@ -124,7 +121,7 @@ def evaluator_for(args_evaluator, data_root, device, epochs=10, retrain=False, t
                            "train_res": train_res, "epochs": epochs}, path)
     except OSError:
         print(f"warning: cannot cache the evaluator in {data_root}", file=sys.stderr)
-    return net, acc
+    return net, acc, acc_32
 
 
 @torch.no_grad()
@@ -172,12 +169,13 @@ def main():
             print(f"evaluator top-k accuracy on all {len(images)} images of {args.data_root}: {acc:.4f}")
         else:
             T.check(args.epochs > 0, f"--epochs must be > 0 (got {args.epochs})")
-            net, acc = evaluator_for(None, args.data_root, device, epochs=args.epochs, retrain=args.retrain,
-                                     train_res=args.train_res)
+            net, acc, acc32 = evaluator_for(None, args.data_root, device, epochs=args.epochs, retrain=args.retrain,
+                                            train_res=args.train_res)
             print(f"evaluator held-out top-k accuracy: {acc:.4f}" if acc is not None else "held-out accuracy unknown")
             if args.also_32px:
-                images, conditions, _ = load_iclevr_cached(args.data_root, 32)
-                acc32 = heldout_accuracy(net, images, conditions, device)
+                if acc32 is None:  # an evaluator trained on 64 px only does not record it
+                    images, conditions, _ = load_iclevr_cached(args.data_root, 32)
+                    acc32 = heldout_accuracy(net, images, conditions, device)
                 print(f"the same held-out images at 32 px, upsampled to 64 (the best --img-size 32 can reach): {acc32:.4f}")
         return 0
     T.check(args.draws > 0, f"--draws must be > 0 (got {args.draws})")
@@ -185,7 +183,7 @@ def main():
     netG, _ = build_cgan(ckpt["config"])
     netG.load_state_dict(T.generator_weights(ckpt))
     netG = netG.to(device)
-    evaluator, _ = evaluator_for(args.evaluator, args.data_root, device)
+    evaluator = evaluator_for(args.evaluator, args.data_root, device)[0]
     objects = ckpt["objects"]
     for name in ("test.json", "new_test.json"):
         mean, std, _ = generator_accuracy(netG, ckpt["config"]["noise_dim"], evaluator,

@@ -289,15 +289,17 @@ def topk_accuracy(probs, labels):
     return hits / max(total, 1)
 
 
+def upsample_to_64(x):
+    """Images of another size -> the evaluator's 64x64 (bilinear), as the coursework upsampled its 32-px scenes."""
+    return F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False) if x.shape[-1] != 64 else x
+
+
 def evaluator_probs(evaluator, images, batch_size=64):
     """Sigmoid outputs for images in [-1, 1]; smaller images are upsampled to the evaluator's 64x64."""
     out = []
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
-            x = images[i:i + batch_size]
-            if x.shape[-1] != 64:
-                x = F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)
-            out.append(evaluator(x).float())
+            out.append(evaluator(upsample_to_64(images[i:i + batch_size])).float())
     return torch.cat(out)
 
 
@@ -310,6 +312,11 @@ def sample_noise(n, dim, kind, device=None, generator=None, scale=1.0):
     if kind == "uniform":
         return scale * (torch.rand(n, dim, device=device, generator=generator) * 2 - 1)
     return scale * torch.randn(n, dim, device=device, generator=generator)
+
+
+def infogan_noise(n, config, device=None, generator=None):
+    """n noise vectors as the InfoGAN run of `config` draws them (its dim, kind and scale)."""
+    return sample_noise(n, config["noise_dim"], config["noise"], device, generator, config.get("noise_scale", 1.0))
 
 
 def infogan_latent(noise, cat_code, cont_code, n_cat):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import training as T
-from models import build_cgan, build_infogan, infogan_grid_latent, infogan_latent, sample_noise
+from models import build_cgan, build_infogan, infogan_grid_latent, infogan_latent, infogan_noise
 
 
 def get_parser():
@@ -104,7 +104,7 @@ def sample_infogan(ckpt, args, device):
         T.check(0 <= args.code < n_cat, f"--code {args.code} is out of range: this model has n_cat={n_cat} (0..{n_cat - 1})")
         code = args.code
     n = args.n or 64
-    noise = sample_noise(n, config["noise_dim"], config["noise"], scale=config.get("noise_scale", 1.0))
+    noise = infogan_noise(n, config)
     cont = torch.rand(n, n_cont) * 2 - 1
     z = infogan_latent(noise, torch.full((n,), code, dtype=torch.long), cont, n_cat)
     name = f"digit{args.digit}" if mode == "digit" else f"code{code}"

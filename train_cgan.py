@@ -206,7 +206,7 @@ def main():
 
     evaluator = None
     if not args.no_eval:
-        evaluator, _ = evaluator_for(args.evaluator, args.data_root, device)
+        evaluator = evaluator_for(args.evaluator, args.data_root, device)[0]
 
     # -- models and optimisers
     netG, netD = build_cgan(config)

@@ -23,7 +23,7 @@ from scipy.optimize import linear_sum_assignment
 import training as T
 from data import load_mnist, to_float
 from models import (INFOGAN_ARCHS, INFOGAN_IMG_SIZE, DigitClassifier, build_infogan, infogan_grid_latent,
-                    infogan_latent, sample_noise)
+                    infogan_latent, infogan_noise)
 
 MODEL_KEYS = ("arch", "noise_dim", "n_cat", "n_cont", "noise", "noise_scale")  # what rebuilds G; fixed on --resume
 LOSS_COLUMNS = ("loss_d", "loss_g", "loss_q", "d_real", "d_fake_before", "d_fake_after")
@@ -151,8 +151,7 @@ def code_digit_accuracy(netG, classifier, config, n_per_code=100, device="cpu", 
     was_training = netG.training
     netG.eval()
     for code in range(n_cat):
-        noise = sample_noise(n_per_code, config["noise_dim"], config["noise"], device, gen,
-                             config.get("noise_scale", 1.0))
+        noise = infogan_noise(n_per_code, config, device, gen)
         cont = torch.rand(n_per_code, config["n_cont"], device=device, generator=gen) * 2 - 1
         cat = torch.full((n_per_code,), code, device=device, dtype=torch.long)
         digits = classifier(netG(infogan_latent(noise, cat, cont, n_cat)).float()).argmax(1)
@@ -188,7 +187,7 @@ def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype, iteration
     bs, n_cat, n_cont, device = real.size(0), config["n_cat"], config["n_cont"], real.device
     bce, d_params = F.binary_cross_entropy_with_logits, [*netD.body.parameters(), *netD.d_head.parameters()]
     ones, zeros = torch.ones(bs, device=device), torch.zeros(bs, device=device)
-    noise = sample_noise(bs, config["noise_dim"], config["noise"], device, scale=config.get("noise_scale", 1.0))
+    noise = infogan_noise(bs, config, device)
     cat_code = torch.randint(n_cat, (bs,), device=device)
     cont_code = torch.rand(bs, n_cont, device=device) * 2 - 1
     z = infogan_latent(noise, cat_code, cont_code, n_cat)
@@ -262,8 +261,7 @@ def main():
     amp_dtype = T.autocast_dtype(device, args.precision)
     G, D = (torch.compile(netG), torch.compile(netD)) if args.compile else (netG, netD)
 
-    fixed_noise = sample_noise(max(config["n_cat"], 10), config["noise_dim"], config["noise"],
-                               scale=config.get("noise_scale", 1.0))
+    fixed_noise = infogan_noise(max(config["n_cat"], 10), config)
     state = {"epoch": 0, "step": 0, "perm": None, "history": [], "accuracy": [], "code_to_digit": None,
              "best": {"accuracy": -1.0, "epoch": None}}
     if ckpt:
