@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 import training as T
 from data import SPEC_DIR, load_conditions, load_iclevr_cached, to_float
-from models import build_evaluator, evaluator_probs, topk_accuracy, upsample_to_64  # noqa: F401 (re-exported for sample.py)
+from models import build_evaluator, evaluator_probs, topk_accuracy, topk_hits, upsample_to_64  # noqa: F401 (re-exported for sample.py)
 
 EVALUATOR_FILE = "evaluator.pth"
 
@@ -126,20 +126,39 @@ def evaluator_for(args_evaluator, data_root, device, epochs=10, retrain=False, t
 
 @torch.no_grad()
 def generator_accuracy(netG, noise_dim, evaluator, conditions, draws=5, seed=0, device="cpu"):
-    """Mean and standard deviation of the top-k accuracy over `draws` noise draws
-    (one image per condition per draw), and the images of the first draw."""
+    """Mean and standard deviation of the top-k accuracy over `draws` noise draws (one image per
+    condition per draw), the images of the first draw, and per object the number of times it was
+    found, summed over the draws (see object_breakdown)."""
     gen = torch.Generator(device=device).manual_seed(seed)
     was_training = netG.training
     netG.eval()
-    accs, first = [], None
+    accs, first, found = [], None, torch.zeros(conditions.size(1))
     y = conditions.to(device)
     for _ in range(draws):
         images = netG(torch.randn(len(y), noise_dim, device=device, generator=gen), y).float()
-        accs.append(topk_accuracy(evaluator_probs(evaluator, images).cpu(), conditions))
+        hits = topk_hits(evaluator_probs(evaluator, images).cpu(), conditions)
+        accs.append(hits.sum().item() / conditions.sum().item())
+        found += hits.sum(0)
         first = images.cpu() if first is None else first
     netG.train(was_training)
     acc = torch.tensor(accs)
-    return acc.mean().item(), (acc.std().item() if draws > 1 else 0.0), first
+    return acc.mean().item(), (acc.std().item() if draws > 1 else 0.0), first, found
+
+
+def object_breakdown(found, asked, objects):
+    """Share of the asked-for objects the evaluator found, per shape and per colour (object names are
+    'colour shape'), as two lines: where a generator's errors are."""
+    groups = {}
+    for name, i in objects.items():
+        colour, shape = name.split(" ", 1)
+        for key in (("shape", shape), ("colour", colour)):
+            f, a = groups.get(key, (0.0, 0.0))
+            groups[key] = (f + float(found[i]), a + float(asked[i]))
+    lines = []
+    for kind in ("shape", "colour"):
+        parts = [f"{value} {f / a:.2f}" for (k, value), (f, a) in groups.items() if k == kind and a > 0]
+        lines.append(f"  found by {kind}: " + ", ".join(parts))
+    return lines
 
 
 def main():
@@ -186,9 +205,11 @@ def main():
     evaluator = evaluator_for(args.evaluator, args.data_root, device)[0]
     objects = ckpt["objects"]
     for name in ("test.json", "new_test.json"):
-        mean, std, _ = generator_accuracy(netG, ckpt["config"]["noise_dim"], evaluator,
-                                          load_conditions(os.path.join(SPEC_DIR, name), objects), args.draws, device=device)
+        conditions = load_conditions(os.path.join(SPEC_DIR, name), objects)
+        mean, std, _, found = generator_accuracy(netG, ckpt["config"]["noise_dim"], evaluator, conditions, args.draws,
+                                                 device=device)
         print(f"{name}: {mean:.4f} +- {std:.4f} (top-k accuracy over {args.draws} noise draws)")
+        print("\n".join(object_breakdown(found, conditions.sum(0) * args.draws, objects)))
     return 0
 
 

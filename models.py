@@ -277,16 +277,20 @@ def build_evaluator(n_classes=24):
     return net
 
 
+def topk_hits(probs, labels):
+    """Per image and object: 1 where a true object is among the image's k highest outputs (k = the
+    number of objects in its condition), else 0."""
+    hits = torch.zeros_like(labels, dtype=torch.float)
+    for i, (p, y) in enumerate(zip(probs, labels)):
+        top = p.topk(int(y.sum().item())).indices
+        hits[i, top] = y[top].float()
+    return hits
+
+
 def topk_accuracy(probs, labels):
     """The coursework's metric: per image take the k highest outputs, k = number of objects in its
     condition, count how many are among the true objects; divide by the total number of objects."""
-    hits, total = 0, 0
-    for p, y in zip(probs, labels):
-        k = int(y.sum().item())
-        top = p.topk(k).indices
-        hits += int(y[top].sum().item())
-        total += k
-    return hits / max(total, 1)
+    return topk_hits(probs, labels).sum().item() / max(labels.sum().item(), 1)
 
 
 def upsample_to_64(x):

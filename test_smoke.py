@@ -220,6 +220,17 @@ def test_topk_accuracy_hand_made_cases():
                           [0.0, 0.8, 0.1, 0.7],      # k=2: {1, 3} -> 1 hit
                           [0.9, 0.1, 0.8, 0.85]])    # k=3: {0, 3, 2} -> 2 hits
     assert topk_accuracy(probs, labels) == pytest.approx(3 / 6)
+    from models import topk_hits
+    assert torch.equal(topk_hits(probs, labels), torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0], [1, 0, 1, 0]]).float())
+
+
+def test_object_breakdown_groups_hits_by_shape_and_colour():
+    from evaluate import object_breakdown
+    objects = {"red cube": 0, "red sphere": 1, "blue cube": 2, "blue sphere": 3}
+    found, asked = torch.tensor([3.0, 0.0, 1.0, 2.0]), torch.tensor([4.0, 0.0, 4.0, 4.0])
+    shapes, colours = object_breakdown(found, asked, objects)
+    assert shapes == "  found by shape: cube 0.50, sphere 0.50"   # (3 + 1) / 8, (0 + 2) / 4
+    assert colours == "  found by colour: red 0.75, blue 0.38"    # 3 / 4 (red sphere never asked), 3 / 8
 
 
 def test_evaluator_round_trip_in_coursework_format(tmp_path):
@@ -294,6 +305,51 @@ def test_aux_loss_sums_over_classes():
     assert aux_loss(torch.zeros(3, 24), y).item() == pytest.approx(24 * np.log(2))
 
 
+def one_cgan_step(**loss_args):
+    """One train_step of a tiny cGAN at learning rate 0 (so the nets stay as built) on a fixed batch;
+    returns (loss_d, loss_g), and D's outputs on G's images for the same noise, computed anew."""
+    import argparse
+    from models import build_cgan
+    from train_cgan import train_step
+    config = dict(img_size=32, noise_dim=8, g_width=8, d_width=8, g_upsample=False, g_cond="concat",
+                  cond="projection", d_norm="none", n_classes=24)  # no spectral norm: its power iteration would move D
+    real, y = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1, torch.zeros(4, 24)
+    y[:, 3] = 1
+    torch.manual_seed(0)
+    netG, netD = build_cgan(config)
+    args = argparse.Namespace(loss="hinge", n_critic=1, **loss_args)
+    optG, optD = torch.optim.SGD(netG.parameters(), lr=0.0), torch.optim.SGD(netD.parameters(), lr=0.0)
+    torch.manual_seed(1)
+    loss_d, loss_g, _, _ = train_step(real, y, 0, netG, netD, netD, optG, optD, config, args, None, torch.zeros(()))
+    torch.manual_seed(1)  # the same z as inside train_step
+    with torch.no_grad():
+        d_gen, aux_gen = netD(netG(torch.randn(4, 8), y), y)
+    return loss_d.item(), loss_g.item(), d_gen, aux_gen, y
+
+
+def test_aux_weight_g_weights_only_gs_classifier_term():
+    """--aux-weight-g W: G's loss is its adversarial loss plus W x the summed BCE of D's classifier on
+    G's images, whatever D's own --aux-weight; D's loss does not change with it."""
+    from train_cgan import aux_loss, g_loss_fn
+    d0, g0, d_gen, aux_gen, y = one_cgan_step(aux_weight=3.0, aux_weight_g=0.0, aux_fake=0.0)
+    d2, g2, _, _, _ = one_cgan_step(aux_weight=3.0, aux_weight_g=2.0, aux_fake=0.0)
+    assert g0 == pytest.approx(g_loss_fn("hinge", d_gen).item(), rel=1e-4)
+    expected = 2.0 * aux_loss(aux_gen, y).item()
+    assert expected > 0.1 and g2 - g0 == pytest.approx(expected, rel=1e-4)
+    assert d2 == d0
+
+
+def test_aux_fake_adds_the_classifier_loss_on_gs_images_to_d():
+    """--aux-fake W: D's loss gains W x the summed BCE of its classifier on G's images against
+    'no objects'; G's loss does not change with it."""
+    from train_cgan import aux_loss
+    d0, g0, _, aux_gen, y = one_cgan_step(aux_weight=1.0, aux_weight_g=1.0, aux_fake=0.0)
+    d2, g2, _, _, _ = one_cgan_step(aux_weight=1.0, aux_weight_g=1.0, aux_fake=2.0)
+    expected = 2.0 * aux_loss(aux_gen, torch.zeros_like(y)).item()
+    assert expected > 0.1 and d2 - d0 == pytest.approx(expected, rel=1e-4)
+    assert g2 == g0
+
+
 @pytest.mark.parametrize("loss,cond", [("hinge", "projection"), ("wgan-gp", "concat"), ("bce", "concat")])
 def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond):
     out = tmp_path / "run"
@@ -301,14 +357,17 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
     upsample = ["--g-upsample"] if loss == "bce" else []  # the checkerboard-free G
     ema = ["--g-ema", 0.5] if loss == "hinge" else []  # G's moving average is judged and saved
     g_cond = ["--g-cond", "cbn"] if loss == "wgan-gp" else []  # conditional BatchNorm in G
+    aux_g = ["--aux-weight", 3, "--aux-weight-g", 1, "--aux-fake", 0.5] if loss == "hinge" else []  # aux knobs
     proc = run("train_cgan.py", "--data-root", iclevr_root, "--img-size", 32, "--epochs", 1, "--batch-size", 16,
                "--loss", loss, "--cond", cond, "--evaluator", tiny_evaluator, "--eval-draws", 2, "--out", out,
-               "--g-width", 16, "--d-width", 16, *critic, *upsample, *g_cond, *ema)
+               "--g-width", 16, "--d-width", 16, *critic, *upsample, *g_cond, *ema, *aux_g)
     assert "epoch 1/1" in proc.stdout and "new_test" in proc.stdout
     ckpt = T.load_checkpoint(str(out), kind="cgan")
     assert ckpt["config"]["cond"] == cond and ckpt["args"]["loss"] == loss and len(ckpt["history"]) == 3
     assert ckpt["config"]["g_upsample"] == (loss == "bce")
     assert ckpt["config"]["g_cond"] == ("cbn" if loss == "wgan-gp" else "concat")
+    assert (ckpt["args"]["aux_weight"], ckpt["args"]["aux_weight_g"], ckpt["args"]["aux_fake"]) == \
+        ((3, 1, 0.5) if aux_g else (1, 1, 0))
     # 32 conditions, 8 per row: 4 x 8 grid of 32 px images with 2 px padding
     assert Image.open(out / "grid_test.png").size == (8 * 34 + 2, 4 * 34 + 2)
     assert Image.open(out / "grid_new_test.png").size == (8 * 34 + 2, 4 * 34 + 2)
@@ -339,5 +398,10 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
                    "--evaluator", tiny_evaluator, "--out", tmp_path / "test.png")
         assert "top-k accuracy" in proc.stdout
         assert Image.open(tmp_path / "test.png").size == (8 * 34 + 2, 4 * 34 + 2)
+        proc = run("evaluate.py", "--ckpt", out / "g.pt", "--evaluator", tiny_evaluator, "--draws", 2)
+        lines = proc.stdout.strip().splitlines()
+        assert [line.split(":")[0].strip() for line in lines] == [
+            "test.json", "found by shape", "found by colour", "new_test.json", "found by shape", "found by colour"]
+        assert lines[1].split(": ")[1].count(",") == 2 and lines[2].split(": ")[1].count(",") == 7
         bad = run("sample.py", "--ckpt", out / "g.pt", "--labels", "pink cube", check=False)
         assert bad.returncode == 2 and "pink cube" in bad.stderr and "yellow cylinder" in bad.stderr

@@ -2,13 +2,14 @@
 
     python train_cgan.py                                  # synthetic i-CLEVR, made once in data/iclevr-synth
     python train_cgan.py --data-root ~/iclevr --evaluator checkpoint.pth    # the real data and evaluator
+    python train_cgan.py --img-size 32 --g-upsample --g-cond cbn --g-ema 0.999 --lr-g 4e-4 --lr-d 8e-4 --epochs 75
+                                                          # on a CPU: >= 0.80 on both test files within the hour
 
 D sees the condition either as an extra image channel (--cond concat, seed 002) or through a
 projection (--cond projection); --aux-weight adds a multi-label classification loss on D's features.
 Every epoch: ckpt.pt / g.pt, grids of the 32 test.json and new_test.json conditions (8 per row), the
 evaluator's top-k accuracy on both (mean +- std over noise draws), g_best.pt, losses.csv, curves.png.
 """
-import argparse
 import copy
 import os
 import sys
@@ -34,7 +35,7 @@ SYNTH_ROOT = os.path.join("data", "iclevr-synth")
 
 
 def get_parser():
-    p = T.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = T.ArgumentParser(description=__doc__, formatter_class=T.HelpFormatter)
     g = p.add_argument_group("data and output")
     g.add_argument("--data-root", default=None,
                    help=f"i-CLEVR folder in the real layout; default: a synthetic set, made once in {SYNTH_ROOT}")
@@ -57,7 +58,14 @@ def get_parser():
                    help="normalisation in D; auto: instance for wgan-gp, spectral for hinge, batch for bce")
     g = p.add_argument_group("loss and optimisation")
     g.add_argument("--loss", choices=tuple(LOSS_DEFAULTS), default="hinge", help="adversarial loss")
-    g.add_argument("--aux-weight", type=float, default=1.0, help="weight of D's auxiliary multi-label loss, BCE summed over the 24 classes (0: off)")
+    g.add_argument("--aux-weight", type=float, default=1.0, help="weight of the auxiliary multi-label loss (BCE summed over the 24 classes) for D, and for G unless --aux-weight-g is given (0: off)")
+    g.add_argument("--aux-weight-g", type=float, default=None, metavar="WEIGHT",
+                   help="weight of the auxiliary loss in G's objective, when it should differ from D's "
+                        "(default: --aux-weight)")
+    g.add_argument("--aux-fake", type=float, default=0.0, metavar="WEIGHT",
+                   help="weight of a second auxiliary term for D that labels G's images as holding none of "
+                        "the objects, so G cannot satisfy D's classifier with images that only look right to it "
+                        "(0: off; D's classifier then learns from real images only, as in AC-GAN)")
     g.add_argument("--n-critic", type=int, default=None, help="D steps per G step (default: 5 for wgan-gp, else 1)")
     g.add_argument("--gp-weight", type=float, default=10.0, help="gradient-penalty weight (wgan-gp)")
     g.add_argument("--lr-g", type=float, default=None, help="Adam learning rate of G (default by loss: 2e-4)")
@@ -90,6 +98,7 @@ def validate(args):
     args.beta1 = beta1 if args.beta1 is None else args.beta1
     args.beta2 = beta2 if args.beta2 is None else args.beta2
     args.d_norm = d_norm if args.d_norm == "auto" else args.d_norm
+    args.aux_weight_g = args.aux_weight if args.aux_weight_g is None else args.aux_weight_g
     T.check(not (args.loss == "wgan-gp" and args.d_norm == "batch"),
             "--loss wgan-gp needs a D without batch norm (the gradient penalty is per sample): use --d-norm instance")
     for name in ("noise_dim", "g_width", "d_width", "batch_size", "n_critic", "eval_draws", "log_every", "synthetic_n"):
@@ -97,7 +106,8 @@ def validate(args):
     T.check(args.epochs >= 1, f"--epochs must be >= 1 (got {args.epochs})")
     T.check(args.lr_g > 0 and args.lr_d > 0, "--lr-g and --lr-d must be > 0")
     T.check(0 <= args.beta1 < 1 and 0 <= args.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
-    T.check(args.aux_weight >= 0 and args.gp_weight >= 0, "--aux-weight and --gp-weight must be >= 0")
+    T.check(min(args.aux_weight, args.aux_weight_g, args.aux_fake, args.gp_weight) >= 0,
+            "--aux-weight, --aux-weight-g, --aux-fake and --gp-weight must be >= 0")
     T.check(0 <= args.g_ema < 1, f"--g-ema must be in [0, 1) (got {args.g_ema})")
 
 
@@ -143,10 +153,12 @@ def train_step(real, y, iteration, G, D, netD, optG, optD, config, args, amp_dty
     with autocast():
         fake = G(z, y)
         d_real, aux_real = D(real, y)
-        d_fake, _ = D(fake.detach(), y)
+        d_fake, aux_fake = D(fake.detach(), y)
     loss_d = d_loss_fn(args.loss, d_real.float(), d_fake.float())
     if args.aux_weight:
         loss_d = loss_d + args.aux_weight * aux_loss(aux_real, y)
+    if args.aux_fake:
+        loss_d = loss_d + args.aux_fake * aux_loss(aux_fake, torch.zeros_like(y))
     if args.loss == "wgan-gp":
         loss_d = loss_d + args.gp_weight * gradient_penalty(netD, real, fake.detach().float(), y)
     optD.zero_grad(set_to_none=True)
@@ -160,8 +172,8 @@ def train_step(real, y, iteration, G, D, netD, optG, optD, config, args, amp_dty
         with autocast():
             d_gen, aux_gen = D(fake, y)
         loss_g = g_loss_fn(args.loss, d_gen.float())
-        if args.aux_weight:
-            loss_g = loss_g + args.aux_weight * aux_loss(aux_gen, y)
+        if args.aux_weight_g:
+            loss_g = loss_g + args.aux_weight_g * aux_loss(aux_gen, y)
         optG.zero_grad(set_to_none=True)
         loss_g.backward()
         optG.step()
@@ -260,7 +272,7 @@ def main():
         summary, accs = "", []
         for name, y_eval in eval_sets.items():
             if evaluator is not None:
-                mean, std, grid = generator_accuracy(netG_eval, config["noise_dim"], evaluator, y_eval, args.eval_draws,
+                mean, std, grid, _ = generator_accuracy(netG_eval, config["noise_dim"], evaluator, y_eval, args.eval_draws,
                                                      device=device)
                 accs += [mean, std]
                 summary += f" | {name} {mean:.3f}+-{std:.3f}"

@@ -10,7 +10,6 @@ the categorical code picks the digit, the continuous codes its style.
 Every epoch the run folder gets ckpt.pt (resume), g.pt (for sample.py), fixed-noise grids,
 losses.csv, curves.png and the code->digit accuracy.
 """
-import argparse
 import os
 import sys
 import time
@@ -30,7 +29,7 @@ LOSS_COLUMNS = ("loss_d", "loss_g", "loss_q", "d_real", "d_fake_before", "d_fake
 
 
 def get_parser():
-    p = T.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = T.ArgumentParser(description=__doc__, formatter_class=T.HelpFormatter)
     g = p.add_argument_group("data and output")
     g.add_argument("--data-root", default="./data", help="folder with MNIST/raw/ (downloaded there when missing)")
     g.add_argument("--out", default="runs/infogan", help="run folder: checkpoints, grids, losses.csv, curves.png")

@@ -47,6 +47,11 @@ class TrainingStopped(Exception):
         self.exit_code = exit_code
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help of the trainers: every flag's default, and the script's docstring with its line breaks
+    (the example commands would otherwise run together)."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with one-line errors: 'error: ... (see --help)', exit code 2, no usage dump."""
 
