@@ -66,6 +66,17 @@ def test_missing_iclevr_folder_says_how_to_make_one(tmp_path):
     assert_one_line_error(proc, "make-iclevr")
 
 
+@pytest.mark.parametrize("flags,phrase", [
+    (["--aux-weight", 0, "--aux-weight-g", 1], "only --aux-weight > 0 trains"),
+    (["--aux-weight", 0, "--aux-fake", 1], "only --aux-weight > 0 trains"),
+    (["--aux-fake", -1], "must be >= 0"),
+])
+def test_bad_aux_flags_are_one_clear_line(tmp_path, flags, phrase):
+    """Checked before any data is read, so the folder need not exist."""
+    proc = run("train_cgan.py", "--data-root", tmp_path / "nope", "--out", tmp_path / "run", *flags, env=ENV, check=False)
+    assert_one_line_error(proc, phrase)
+
+
 @pytest.mark.parametrize("content,phrase", [
     ({"model": {"fc.0.weight": torch.zeros(10, 512)}}, "does not hold a ResNet-18"),
     ({"weights": {}}, "not an evaluator file"),

@@ -307,7 +307,8 @@ def test_aux_loss_sums_over_classes():
 
 def one_cgan_step(**loss_args):
     """One train_step of a tiny cGAN at learning rate 0 (so the nets stay as built) on a fixed batch;
-    returns (loss_d, loss_g), and D's outputs on G's images for the same noise, computed anew."""
+    returns loss_d, loss_g, D's score and classifier logits on G's images for the same noise
+    (computed anew), and the conditions."""
     import argparse
     from models import build_cgan
     from train_cgan import train_step
@@ -367,7 +368,7 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
     assert ckpt["config"]["g_upsample"] == (loss == "bce")
     assert ckpt["config"]["g_cond"] == ("cbn" if loss == "wgan-gp" else "concat")
     assert (ckpt["args"]["aux_weight"], ckpt["args"]["aux_weight_g"], ckpt["args"]["aux_fake"]) == \
-        ((3, 1, 0.5) if aux_g else (1, 1, 0))
+        ((3, 1, 0.5) if aux_g else (1, None, 0))  # None: G's weight follows --aux-weight
     # 32 conditions, 8 per row: 4 x 8 grid of 32 px images with 2 px padding
     assert Image.open(out / "grid_test.png").size == (8 * 34 + 2, 4 * 34 + 2)
     assert Image.open(out / "grid_new_test.png").size == (8 * 34 + 2, 4 * 34 + 2)
@@ -403,5 +404,7 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
         assert [line.split(":")[0].strip() for line in lines] == [
             "test.json", "found by shape", "found by colour", "new_test.json", "found by shape", "found by colour"]
         assert lines[1].split(": ")[1].count(",") == 2 and lines[2].split(": ")[1].count(",") == 7
+        shares = [float(part.split()[-1]) for line in lines if "found by" in line for part in line.split(": ")[1].split(",")]
+        assert len(shares) == 2 * (3 + 8) and all(0 <= v <= 1 for v in shares)
         bad = run("sample.py", "--ckpt", out / "g.pt", "--labels", "pink cube", check=False)
         assert bad.returncode == 2 and "pink cube" in bad.stderr and "yellow cylinder" in bad.stderr

@@ -2,8 +2,8 @@
 
     python train_cgan.py                                  # synthetic i-CLEVR, made once in data/iclevr-synth
     python train_cgan.py --data-root ~/iclevr --evaluator checkpoint.pth    # the real data and evaluator
-    python train_cgan.py --img-size 32 --g-upsample --g-cond cbn --g-ema 0.999 --lr-g 4e-4 --lr-d 8e-4 --epochs 75
-                                                          # on a CPU: >= 0.80 on both test files within the hour
+    python train_cgan.py --img-size 32 --g-upsample --g-cond cbn --g-ema 0.999 --lr-g 4e-4 --lr-d 8e-4 --epochs 60
+                                                          # on a CPU: >= 0.80 on both test files within the hour (README)
 
 D sees the condition either as an extra image channel (--cond concat, seed 002) or through a
 projection (--cond projection); --aux-weight adds a multi-label classification loss on D's features.
@@ -61,7 +61,7 @@ def get_parser():
     g.add_argument("--aux-weight", type=float, default=1.0, help="weight of the auxiliary multi-label loss (BCE summed over the 24 classes) for D, and for G unless --aux-weight-g is given (0: off)")
     g.add_argument("--aux-weight-g", type=float, default=None, metavar="WEIGHT",
                    help="weight of the auxiliary loss in G's objective, when it should differ from D's "
-                        "(default: --aux-weight)")
+                        "(default: %(default)s, i.e. the value of --aux-weight)")
     g.add_argument("--aux-fake", type=float, default=0.0, metavar="WEIGHT",
                    help="weight of a second auxiliary term for D that labels G's images as holding none of "
                         "the objects, so G cannot satisfy D's classifier with images that only look right to it "
@@ -98,7 +98,6 @@ def validate(args):
     args.beta1 = beta1 if args.beta1 is None else args.beta1
     args.beta2 = beta2 if args.beta2 is None else args.beta2
     args.d_norm = d_norm if args.d_norm == "auto" else args.d_norm
-    args.aux_weight_g = args.aux_weight if args.aux_weight_g is None else args.aux_weight_g
     T.check(not (args.loss == "wgan-gp" and args.d_norm == "batch"),
             "--loss wgan-gp needs a D without batch norm (the gradient penalty is per sample): use --d-norm instance")
     for name in ("noise_dim", "g_width", "d_width", "batch_size", "n_critic", "eval_draws", "log_every", "synthetic_n"):
@@ -106,9 +105,17 @@ def validate(args):
     T.check(args.epochs >= 1, f"--epochs must be >= 1 (got {args.epochs})")
     T.check(args.lr_g > 0 and args.lr_d > 0, "--lr-g and --lr-d must be > 0")
     T.check(0 <= args.beta1 < 1 and 0 <= args.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
-    T.check(min(args.aux_weight, args.aux_weight_g, args.aux_fake, args.gp_weight) >= 0,
+    T.check(min(args.aux_weight, aux_weight_g(args), args.aux_fake, args.gp_weight) >= 0,
             "--aux-weight, --aux-weight-g, --aux-fake and --gp-weight must be >= 0")
+    T.check(args.aux_weight > 0 or not (aux_weight_g(args) or args.aux_fake),
+            "--aux-weight-g and --aux-fake need D's classifier, which only --aux-weight > 0 trains")
     T.check(0 <= args.g_ema < 1, f"--g-ema must be in [0, 1) (got {args.g_ema})")
+
+
+def aux_weight_g(args):
+    """G's auxiliary weight: --aux-weight-g, else --aux-weight (resolved here, not stored, so that a
+    resumed run given a new --aux-weight moves G's weight with it)."""
+    return args.aux_weight if args.aux_weight_g is None else args.aux_weight_g
 
 
 def d_loss_fn(loss, d_real, d_fake):
@@ -172,8 +179,8 @@ def train_step(real, y, iteration, G, D, netD, optG, optD, config, args, amp_dty
         with autocast():
             d_gen, aux_gen = D(fake, y)
         loss_g = g_loss_fn(args.loss, d_gen.float())
-        if args.aux_weight_g:
-            loss_g = loss_g + args.aux_weight_g * aux_loss(aux_gen, y)
+        if aux_weight_g(args):
+            loss_g = loss_g + aux_weight_g(args) * aux_loss(aux_gen, y)
         optG.zero_grad(set_to_none=True)
         loss_g.backward()
         optG.step()
