@@ -179,8 +179,9 @@ def train_step(real, y, iteration, G, D, netD, optG, optD, config, args, amp_dty
         with autocast():
             d_gen, aux_gen = D(fake, y)
         loss_g = g_loss_fn(args.loss, d_gen.float())
-        if aux_weight_g(args):
-            loss_g = loss_g + aux_weight_g(args) * aux_loss(aux_gen, y)
+        weight_g = aux_weight_g(args)
+        if weight_g:
+            loss_g = loss_g + weight_g * aux_loss(aux_gen, y)
         optG.zero_grad(set_to_none=True)
         loss_g.backward()
         optG.step()
