@@ -3,7 +3,8 @@
     python bench.py --data-root ../shared/data               # InfoGAN (every --arch) and the cGAN at 32/64 px
     python bench.py --data-root ../shared/data --time-to-quality   # wall time to code->digit accuracy 0.90
 
-For every row both loops train the same networks (same init, same batch) in this one process:
+For every row both loops train the same networks (same init, same batch) and the same losses (the
+InfoGAN paper's, --lambda-aug 0; one more row times the default --lambda-aug alone) in this one process:
   fast       the trainers' own train_step: data resident as one uint8 tensor and batched by indexing,
              D frozen during the G step, bf16 autocast where the hardware has it, no host syncs
   reference  the way the reports train: torchvision DataLoader with per-image ToTensor/Normalize,
@@ -48,9 +49,9 @@ def infogan_args(**kw):
 
 # ---------------------------------------------------------------------------- InfoGAN
 
-def bench_infogan_fast(arch, images, bs, device, precision, warmup, iters):
+def bench_infogan_fast(arch, images, bs, device, precision, warmup, iters, lambda_aug=0.0):
     from train_infogan import train_step
-    args = infogan_args(arch=arch, batch_size=bs, precision=precision)
+    args = infogan_args(arch=arch, batch_size=bs, precision=precision, lambda_aug=lambda_aug)
     config = dict(arch=arch, noise_dim=62, n_cat=10, n_cont=2, noise="uniform")
     torch.manual_seed(0)
     netG, netD = (m.to(device) for m in build_infogan(config))
@@ -260,6 +261,11 @@ def main():
                 ref = bench_infogan_reference(arch, args.data_root, args.batch_size, dev, args.warmup, args.iters)
                 rows.append((f"infogan --arch {arch}", dev.type, args.batch_size, fast, ref))
                 print_row(rows[-1])
+                if arch == "paper":  # the side-by-side runs the paper's loss; the default adds Q's jitter term
+                    default = infogan_args().lambda_aug
+                    fast = bench_infogan_fast(arch, imgs, args.batch_size, dev, "auto", args.warmup, args.iters, default)
+                    rows.append((f"  with --lambda-aug {default:g}", dev.type, args.batch_size, fast, None))
+                    print_row(rows[-1])
     if args.only in (None, "cgan"):
         with tempfile.TemporaryDirectory() as root:
             n = args.cgan_batch_size * (args.warmup + args.iters + 2)
@@ -276,7 +282,8 @@ def main():
 
 def print_row(row):
     name, dev, bs, fast, ref = row
-    print(f"{name:28s} {dev:6s} {bs:5d} {bs / fast:11.0f} {bs / ref:10.0f} {ref / fast:7.2f}x", flush=True)
+    ref_text = f"{bs / ref:10.0f} {ref / fast:7.2f}x" if ref else f"{'-':>10s} {'-':>8s}"
+    print(f"{name:28s} {dev:6s} {bs:5d} {bs / fast:11.0f} {ref_text}", flush=True)
 
 
 if __name__ == "__main__":

@@ -243,6 +243,7 @@ BAD_INPUT = {
     "train-n-cat-1": _train_case(lambda p: ["--n-cat", 1], "--n-cat"),
     "train-n-cont-negative": _train_case(lambda p: ["--n-cont", -1], "--n-cont"),
     "train-info-warmup-negative": _train_case(lambda p: ["--info-warmup", -1], "--info-warmup"),
+    "train-lambda-aug-negative": _train_case(lambda p: ["--lambda-aug", -1], "--lambda-aug"),
     "train-q-std-unknown": _train_case(lambda p: ["--q-std", "zero"], "--q-std"),
     "train-batch-size-0": _train_case(lambda p: ["--batch-size", 0], "--batch-size"),
     "train-batch-larger-than-data": _train_case(lambda p: ["--batch-size", 10 * N_TRAIN], "--batch-size"),

@@ -120,6 +120,40 @@ def test_info_loss_warmups_and_fixed_std():
     assert loss(["--q-std", "fixed"], 0) == pytest.approx(fixed, rel=1e-5)
 
 
+def test_style_jitter_changes_each_image_its_own_way_and_keeps_the_range():
+    from train_infogan import style_jitter
+    torch.manual_seed(0)
+    digit = -torch.ones(1, 1, 28, 28)
+    digit[..., 6:22, 12:16] = 1  # a bar: a "1"
+    out = style_jitter(digit.repeat(16, 1, 1, 1))
+    assert out.shape == (16, 1, 28, 28) and out.min() >= -1 and out.max() <= 1
+    assert len({tuple(o.flatten().tolist()) for o in out}) == 16  # every image its own transform
+    assert (out > 0).float().mean() > 0.5 * (digit > 0).float().mean()  # the stroke survives
+    assert torch.equal(style_jitter(-torch.ones(4, 1, 28, 28)), -torch.ones(4, 1, 28, 28))  # background stays
+
+
+def test_lambda_aug_adds_qs_cross_entropy_on_jittered_images(monkeypatch):
+    """With the jitter replaced by the identity and no continuous codes, Q's cross-entropy on the
+    jittered images equals the plain one, so the Q loss is (1 + lambda_aug) x the paper's."""
+    import train_infogan
+    monkeypatch.setattr(train_infogan, "style_jitter", lambda x: x)
+    config = dict(arch="paper", noise_dim=8, n_cat=10, n_cont=0, noise="uniform", noise_scale=1.0)
+    real = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(2)) * 2 - 1
+
+    def loss_q(lambda_aug):
+        torch.manual_seed(0)
+        netG, netD = build_infogan(config)
+        args = train_infogan.get_parser().parse_args(["--lambda-aug", str(lambda_aug), "--n-cont", "0"])
+        opt = lambda params: torch.optim.SGD(params, lr=0.0)  # noqa: E731  (the nets stay as built)
+        torch.manual_seed(1)
+        out = train_infogan.train_step(real, netG, netD, netD, opt(netD.parameters()), opt(netG.parameters()),
+                                       config, args, None)
+        return out[2].item()
+
+    assert loss_q(0) > 0 and loss_q(2) == pytest.approx(3 * loss_q(0), rel=1e-5)
+    assert loss_q(0.5) == pytest.approx(1.5 * loss_q(0), rel=1e-5)
+
+
 def test_code_digit_accuracy_perfect_and_chance():
     """A 'generator' whose categorical code is the digit scores 1.0; one that ignores it about 0.1."""
     labels = torch.arange(2000) % 10

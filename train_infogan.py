@@ -7,6 +7,10 @@ one body: D says real/fake, Q recovers the codes from G's images. Maximising the
 I(c; G(z, c)) (through Q's cross-entropy and Gaussian likelihood) makes the codes mean something:
 the categorical code picks the digit, the continuous codes its style.
 
+One addition to the paper, on by default (--lambda-aug 2; 0 turns it off): Q must also recover the
+categorical code from G's images after a random change of style (slant, width, thickness), which
+steers the code to the digit instead of a style (README: the measured effect).
+
 Every epoch the run folder gets ckpt.pt (resume), g.pt (for sample.py), fixed-noise grids,
 losses.csv, curves.png and the code->digit accuracy.
 """
@@ -68,6 +72,10 @@ def get_parser():
     g.add_argument("--info-in-d", type=int, choices=(0, 1), default=0,
                    help="1: the information loss also trains the shared body in D's step (as the paper's code "
                         "does); 0: only G and the Q head minimise it (faster per step, and better here: see README)")
+    g.add_argument("--lambda-aug", type=float, default=2.0,
+                   help="weight of Q's categorical cross-entropy on G's images after a random slant, rotation, "
+                        "width, shift and stroke-thickness change, so the categorical code must carry what those "
+                        "leave unchanged, the digit (after Elastic-InfoGAN's invariance idea; 0: the paper's InfoGAN)")
     g = p.add_argument_group("evaluation")
     g.add_argument("--eval-samples", type=int, default=100, help="images per categorical value for code->digit accuracy")
     g.add_argument("--no-eval", action="store_true", help="skip the code->digit accuracy (needs no classifier)")
@@ -91,6 +99,7 @@ def validate(args):
     T.check(args.eval_samples > 0, f"--eval-samples must be > 0 (got {args.eval_samples})")
     for name in ("info_warmup", "cont_warmup"):
         T.check(getattr(args, name) >= 0, f"--{name.replace('_', '-')} must be >= 0 (got {getattr(args, name)})")
+    T.check(args.lambda_aug >= 0, f"--lambda-aug must be >= 0 (got {args.lambda_aug})")
     T.check(args.log_every > 0, f"--log-every must be > 0 (got {args.log_every})")
     for name in ("lr_d", "lr_g"):
         T.check(getattr(args, name) > 0, f"--{name.replace('_', '-')} must be > 0")
@@ -180,6 +189,23 @@ def info_loss(q_out, cat_code, cont_code, args, iteration=0):
     return ramp(iteration, args.info_warmup) * loss
 
 
+def style_jitter(x, shear=0.3, rotate_deg=10.0, width=0.2, shift=0.1):
+    """Each image (in [-1, 1], background -1) gets its own random slant (shear), rotation, width and
+    height scale and shift (fractions of the half-width), then is kept, thickened (3x3 max-pool) or
+    thinned (average with a 3x3 min-pool). These change a digit's style, not which digit it is."""
+    n = x.size(0)
+    u = lambda a: (torch.rand(n, device=x.device) * 2 - 1) * a
+    angle, sh, sx, sy = u(rotate_deg * np.pi / 180), u(shear), 1 + u(width), 1 + u(0.1)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([sx * cos, sx * (sh * cos - sin), u(shift)], 1),
+                         torch.stack([sy * sin, sy * (sh * sin + cos), u(shift)], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    x = F.grid_sample(x + 1, grid, align_corners=False) - 1  # background -1 outside the image
+    thick, thin = F.max_pool2d(x, 3, 1, 1), (x - F.max_pool2d(-x, 3, 1, 1)) / 2
+    pick = torch.randint(3, (n, 1, 1, 1), device=x.device)
+    return torch.where(pick == 0, x, torch.where(pick == 1, thick, thin))
+
+
 def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype, iteration=0):
     """One InfoGAN iteration on a batch of real images; returns the statistics of LOSS_COLUMNS
     as tensors (not read here, so a GPU never waits). G, D may be torch.compile'd netG, netD."""
@@ -216,6 +242,14 @@ def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype, iteration
     else:
         loss_g = -bce(d_fake_after.float(), zeros)
     loss_q = info_loss(q_out, cat_code, cont_code, args, iteration)
+    if args.lambda_aug:
+        # Without this term the categorical code often settles, in the first epoch, on a partition by
+        # slant or thickness (two values for 1s, one for 4s and 9s together) that Q reads perfectly, so
+        # nothing moves it. Asking Q to read the code through style changes rules such partitions out.
+        with torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None):
+            cat_logits_jittered = netD.q(D(style_jitter(fake))[1])[0]
+        loss_aug = args.lambda_aug * F.cross_entropy(cat_logits_jittered.float(), cat_code)
+        loss_q = loss_q + ramp(iteration, args.info_warmup) * loss_aug
     optGQ.zero_grad(set_to_none=True)
     (loss_g + loss_q).backward()
     optGQ.step()
