@@ -262,9 +262,9 @@ def main():
                 rows.append((f"infogan --arch {arch}", dev.type, args.batch_size, fast, ref))
                 print_row(rows[-1])
                 if arch == "paper":  # the side-by-side runs the paper's loss; the default adds Q's jitter term
-                    default = infogan_args().lambda_aug
-                    fast = bench_infogan_fast(arch, imgs, args.batch_size, dev, "auto", args.warmup, args.iters, default)
-                    rows.append((f"  with --lambda-aug {default:g}", dev.type, args.batch_size, fast, None))
+                    lambda_aug = infogan_args().lambda_aug
+                    fast = bench_infogan_fast(arch, imgs, args.batch_size, dev, "auto", args.warmup, args.iters, lambda_aug)
+                    rows.append((f"  with --lambda-aug {lambda_aug:g}", dev.type, args.batch_size, fast, None))
                     print_row(rows[-1])
     if args.only in (None, "cgan"):
         with tempfile.TemporaryDirectory() as root:

@@ -120,38 +120,81 @@ def test_info_loss_warmups_and_fixed_std():
     assert loss(["--q-std", "fixed"], 0) == pytest.approx(fixed, rel=1e-5)
 
 
+def bar_images(n):
+    """n images of a vertical bar (a "1"), background -1."""
+    digit = -torch.ones(n, 1, 28, 28)
+    digit[..., 6:22, 12:16] = 1
+    return digit
+
+
 def test_style_jitter_changes_each_image_its_own_way_and_keeps_the_range():
     from train_infogan import style_jitter
     torch.manual_seed(0)
-    digit = -torch.ones(1, 1, 28, 28)
-    digit[..., 6:22, 12:16] = 1  # a bar: a "1"
-    out = style_jitter(digit.repeat(16, 1, 1, 1))
+    bars = bar_images(16)
+    out = style_jitter(bars)
     assert out.shape == (16, 1, 28, 28) and out.min() >= -1 and out.max() <= 1
     assert len({tuple(o.flatten().tolist()) for o in out}) == 16  # every image its own transform
-    assert (out > 0).float().mean() > 0.5 * (digit > 0).float().mean()  # the stroke survives
     assert torch.equal(style_jitter(-torch.ones(4, 1, 28, 28)), -torch.ones(4, 1, 28, 28))  # background stays
+
+
+def test_style_jitter_parts_thickness_and_slant():
+    from train_infogan import style_jitter
+    torch.manual_seed(0)
+    bars = bar_images(30)
+    # no geometry: every image is kept, thickened or thinned, and all three happen
+    out = style_jitter(bars, shear=0, rotate_deg=0, width=0, height=0, shift=0)
+    kept, thick = bars, F.max_pool2d(bars, 3, 1, 1)
+    thin = (bars - F.max_pool2d(-bars, 3, 1, 1)) / 2
+    kinds = [next(k for k, ref in enumerate((kept, thick, thin)) if torch.allclose(o, ref[0], atol=1e-5)) for o in out]
+    assert set(kinds) == {0, 1, 2}
+    assert (thick > 0).sum() > (kept > 0).sum() > (thin > 0).sum()  # thicker and thinner strokes
+    # shear only: the bar's centre moves linearly from row to row, with a slope of its own per image
+    out = style_jitter(bars[:8], shear=0.3, rotate_deg=0, width=0, height=0, shift=0)
+    slopes = []
+    for img in out[:, 0]:
+        ink = (img + 1).clamp(min=0)
+        rows = torch.nonzero(ink.sum(1) > 1).flatten()[2:-2].float()  # rows through the bar, ends left out
+        centres = (ink[rows.long()] * torch.arange(28.0)).sum(1) / ink[rows.long()].sum(1)
+        slope, intercept = np.polyfit(rows.numpy(), centres.numpy(), 1)
+        assert np.abs(centres.numpy() - (slope * rows.numpy() + intercept)).max() < 0.5
+        slopes.append(slope)
+    assert max(abs(s) for s in slopes) > 0.1 and np.ptp(slopes) > 0.1
 
 
 def test_lambda_aug_adds_qs_cross_entropy_on_jittered_images(monkeypatch):
     """With the jitter replaced by the identity and no continuous codes, Q's cross-entropy on the
-    jittered images equals the plain one, so the Q loss is (1 + lambda_aug) x the paper's."""
+    jittered images equals the plain one, so the Q loss is (lambda_cat + lambda_aug) x that
+    cross-entropy, ramped by --info-warmup; the term trains G and the Q head, not D's body."""
     import train_infogan
-    monkeypatch.setattr(train_infogan, "style_jitter", lambda x: x)
     config = dict(arch="paper", noise_dim=8, n_cat=10, n_cont=0, noise="uniform", noise_scale=1.0)
     real = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(2)) * 2 - 1
 
-    def loss_q(lambda_aug):
+    def step(*flags, iteration=0):
+        """Q loss and the gradients of G and of D's body after one train_step at learning rate 0."""
         torch.manual_seed(0)
         netG, netD = build_infogan(config)
-        args = train_infogan.get_parser().parse_args(["--lambda-aug", str(lambda_aug), "--n-cont", "0"])
+        args = train_infogan.get_parser().parse_args(["--n-cont", "0", *map(str, flags)])
         opt = lambda params: torch.optim.SGD(params, lr=0.0)  # noqa: E731  (the nets stay as built)
         torch.manual_seed(1)
         out = train_infogan.train_step(real, netG, netD, netD, opt(netD.parameters()), opt(netG.parameters()),
-                                       config, args, None)
-        return out[2].item()
+                                       config, args, None, iteration)
+        grads = lambda net: torch.cat([p.grad.flatten() for p in net.parameters()])  # noqa: E731
+        return out[2].item(), grads(netG), grads(netD.body)
 
-    assert loss_q(0) > 0 and loss_q(2) == pytest.approx(3 * loss_q(0), rel=1e-5)
-    assert loss_q(0.5) == pytest.approx(1.5 * loss_q(0), rel=1e-5)
+    monkeypatch.setattr(train_infogan, "style_jitter", lambda x: x)
+    ce = step("--lambda-aug", 0)[0]  # lambda_cat 1: the plain cross-entropy
+    assert ce > 0 and step("--lambda-aug", 2)[0] == pytest.approx(3 * ce, rel=1e-5)
+    assert step("--lambda-aug", 0.5)[0] == pytest.approx(1.5 * ce, rel=1e-5)
+    assert step("--lambda-aug", 2, "--lambda-cat", 0.5)[0] == pytest.approx(2.5 * ce, rel=1e-5)
+    assert step("--lambda-aug", 2, "--info-warmup", 10, iteration=5)[0] == pytest.approx(1.5 * ce, rel=1e-5)
+
+    seen = []
+    monkeypatch.setattr(train_infogan, "style_jitter", lambda x: seen.append(x) or x.flip(-1))
+    loss, grad_g, grad_d_body = step("--lambda-aug", 2)
+    assert len(seen) == 1 and seen[0].requires_grad  # G's images, not detached: the term reaches G
+    assert loss != pytest.approx(3 * ce, rel=1e-3)  # Q read the jittered images, not the plain ones
+    _, grad_g_paper, grad_d_body_paper = step("--lambda-aug", 0)
+    assert not torch.allclose(grad_g, grad_g_paper) and torch.equal(grad_d_body, grad_d_body_paper)
 
 
 def test_code_digit_accuracy_perfect_and_chance():
@@ -176,8 +219,9 @@ def test_code_digit_accuracy_perfect_and_chance():
             digits = torch.randint(10, (len(z),), generator=g)
             return torch.stack([pool[int(d)][i % 30] for i, d in enumerate(digits)])
 
-    acc, mapping = code_digit_accuracy(CodeIsDigit(), classifier, config, n_per_code=30)
+    acc, mapping, counts = code_digit_accuracy(CodeIsDigit(), classifier, config, n_per_code=30, return_counts=True)
     assert acc == 1.0 and mapping == {d: d for d in range(10)}
+    assert np.array_equal(counts, 30 * np.eye(10))  # row = value, column = digit read
     acc, _ = code_digit_accuracy(IgnoresCode(), classifier, config, n_per_code=30)
     assert 0.05 < acc < 0.3
 

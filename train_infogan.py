@@ -8,8 +8,9 @@ I(c; G(z, c)) (through Q's cross-entropy and Gaussian likelihood) makes the code
 the categorical code picks the digit, the continuous codes its style.
 
 One addition to the paper, on by default (--lambda-aug 2; 0 turns it off): Q must also recover the
-categorical code from G's images after a random change of style (slant, width, thickness), which
-steers the code to the digit instead of a style (README: the measured effect).
+categorical code from G's images after a random change of style (slant, rotation, width, height,
+shift, stroke thickness), which steers the code to the digit instead of a style (README: the
+measured effect).
 
 Every epoch the run folder gets ckpt.pt (resume), g.pt (for sample.py), fixed-noise grids,
 losses.csv, curves.png and the code->digit accuracy.
@@ -74,8 +75,9 @@ def get_parser():
                         "does); 0: only G and the Q head minimise it (faster per step, and better here: see README)")
     g.add_argument("--lambda-aug", type=float, default=2.0,
                    help="weight of Q's categorical cross-entropy on G's images after a random slant, rotation, "
-                        "width, shift and stroke-thickness change, so the categorical code must carry what those "
-                        "leave unchanged, the digit (after Elastic-InfoGAN's invariance idea; 0: the paper's InfoGAN)")
+                        "width, height, shift and stroke-thickness change, so the categorical code must carry what "
+                        "those leave unchanged, the digit (trains G and the Q head, also with --info-in-d 1 never "
+                        "D's body; after Elastic-InfoGAN's invariance idea; 0: the paper's InfoGAN)")
     g = p.add_argument_group("evaluation")
     g.add_argument("--eval-samples", type=int, default=100, help="images per categorical value for code->digit accuracy")
     g.add_argument("--no-eval", action="store_true", help="skip the code->digit accuracy (needs no classifier)")
@@ -151,9 +153,10 @@ def train_digit_classifier(images, labels, device, epochs=2, batch_size=128, see
 
 
 @torch.no_grad()
-def code_digit_accuracy(netG, classifier, config, n_per_code=100, device="cpu", seed=1234):
+def code_digit_accuracy(netG, classifier, config, n_per_code=100, device="cpu", seed=1234, return_counts=False):
     """Generate n_per_code images for every categorical value, read their digits with the classifier,
-    match values to digits one-to-one (Hungarian) and return (accuracy, {value: digit})."""
+    match values to digits one-to-one (Hungarian) and return (accuracy, {value: digit}), plus the
+    (value, digit) count matrix with return_counts."""
     gen = torch.Generator(device=device).manual_seed(seed)
     n_cat, counts = config["n_cat"], np.zeros((config["n_cat"], 10))
     was_training = netG.training
@@ -166,7 +169,8 @@ def code_digit_accuracy(netG, classifier, config, n_per_code=100, device="cpu", 
         counts[code] += np.bincount(digits.cpu().numpy(), minlength=10)
     netG.train(was_training)
     rows, cols = linear_sum_assignment(counts, maximize=True)
-    return counts[rows, cols].sum() / counts.sum(), {int(r): int(c) for r, c in zip(rows, cols)}
+    accuracy, mapping = counts[rows, cols].sum() / counts.sum(), {int(r): int(c) for r, c in zip(rows, cols)}
+    return (accuracy, mapping, counts) if return_counts else (accuracy, mapping)
 
 
 # ---------------------------------------------------------------------------- training
@@ -189,16 +193,22 @@ def info_loss(q_out, cat_code, cont_code, args, iteration=0):
     return ramp(iteration, args.info_warmup) * loss
 
 
-def style_jitter(x, shear=0.3, rotate_deg=10.0, width=0.2, shift=0.1):
+def style_jitter(x, shear=0.3, rotate_deg=10.0, width=0.2, height=0.1, shift=0.1):
     """Each image (in [-1, 1], background -1) gets its own random slant (shear), rotation, width and
-    height scale and shift (fractions of the half-width), then is kept, thickened (3x3 max-pool) or
-    thinned (average with a 3x3 min-pool). These change a digit's style, not which digit it is."""
+    height scale and shift (a fraction of the half-width: 0.1 is 1.4 px at 28 px), then is kept,
+    thickened (3x3 max-pool) or thinned and dimmed (averaged with its 3x3 min-pool, which turns
+    edge pixels grey). These change a digit's style, not which digit it is."""
     n = x.size(0)
-    u = lambda a: (torch.rand(n, device=x.device) * 2 - 1) * a
-    angle, sh, sx, sy = u(rotate_deg * np.pi / 180), u(shear), 1 + u(width), 1 + u(0.1)
+
+    def uniform(a):  # one value per image in [-a, a]
+        return (torch.rand(n, device=x.device) * 2 - 1) * a
+
+    angle, sh, sx, sy = uniform(rotate_deg * np.pi / 180), uniform(shear), 1 + uniform(width), 1 + uniform(height)
     cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack([torch.stack([sx * cos, sx * (sh * cos - sin), u(shift)], 1),
-                         torch.stack([sy * sin, sy * (sh * sin + cos), u(shift)], 1)], 1)
+    # theta = scale @ rotation @ shear, mapping output to input coordinates (affine_grid's convention);
+    # it is built in x's dtype, so under bf16 autocast positions are exact to about 0.1 px
+    theta = torch.stack([torch.stack([sx * cos, sx * (sh * cos - sin), uniform(shift)], 1),
+                         torch.stack([sy * sin, sy * (sh * sin + cos), uniform(shift)], 1)], 1)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     x = F.grid_sample(x + 1, grid, align_corners=False) - 1  # background -1 outside the image
     thick, thin = F.max_pool2d(x, 3, 1, 1), (x - F.max_pool2d(-x, 3, 1, 1)) / 2
@@ -243,11 +253,12 @@ def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype, iteration
         loss_g = -bce(d_fake_after.float(), zeros)
     loss_q = info_loss(q_out, cat_code, cont_code, args, iteration)
     if args.lambda_aug:
-        # Without this term the categorical code often settles, in the first epoch, on a partition by
-        # slant or thickness (two values for 1s, one for 4s and 9s together) that Q reads perfectly, so
-        # nothing moves it. Asking Q to read the code through style changes rules such partitions out.
+        # With the paper's loss alone the categorical code can settle early on a partition by style
+        # (two values for 1s, one for 4s and 9s together; README) that Q reads as well as one by digit,
+        # so nothing moves it. Asking Q to read the code through style changes rules such partitions out.
         with torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None):
-            cat_logits_jittered = netD.q(D(style_jitter(fake))[1])[0]
+            _, features_jittered = D(style_jitter(fake))
+            cat_logits_jittered = netD.q(features_jittered)[0]
         loss_aug = args.lambda_aug * F.cross_entropy(cat_logits_jittered.float(), cat_code)
         loss_q = loss_q + ramp(iteration, args.info_warmup) * loss_aug
     optGQ.zero_grad(set_to_none=True)
