@@ -180,16 +180,19 @@ def ramp(iteration, iters):
     return min(1.0, iteration / iters) if iters else 1.0
 
 
-def info_loss(q_out, cat_code, cont_code, args, iteration=0):
+def info_loss(q_out, cat_code, cont_code, args, iteration=0, cat_logits_jittered=None):
     """-lambda * L_I: Q's cross-entropy on the categorical code plus its Gaussian negative
     log-likelihood of the continuous codes (a lower bound on the mutual information, up to H(c)),
-    each ramped up over its warm-up."""
+    each ramped up over its warm-up; plus, given Q's logits on style-jittered copies of the same
+    images, --lambda-aug x their cross-entropy (under the same warm-up)."""
     cat_logits, cont_mean, cont_logvar = q_out
     loss = args.lambda_cat * F.cross_entropy(cat_logits.float(), cat_code)
     if cont_code.shape[1]:
         var = cont_logvar.float().exp() if args.q_std == "learned" else torch.ones_like(cont_code)
         nll = F.gaussian_nll_loss(cont_mean.float(), cont_code, var, reduction="none")
         loss = loss + ramp(iteration, args.cont_warmup) * args.lambda_cont * nll.sum(1).mean()
+    if cat_logits_jittered is not None:
+        loss = loss + args.lambda_aug * F.cross_entropy(cat_logits_jittered.float(), cat_code)
     return ramp(iteration, args.info_warmup) * loss
 
 
@@ -251,7 +254,7 @@ def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype, iteration
         loss_g = bce(d_fake_after.float(), ones)
     else:
         loss_g = -bce(d_fake_after.float(), zeros)
-    loss_q = info_loss(q_out, cat_code, cont_code, args, iteration)
+    cat_logits_jittered = None
     if args.lambda_aug:
         # With the paper's loss alone the categorical code can settle early on a partition by style
         # (two values for 1s, one for 4s and 9s together; README) that Q reads as well as one by digit,
@@ -259,8 +262,7 @@ def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype, iteration
         with torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None):
             _, features_jittered = D(style_jitter(fake))
             cat_logits_jittered = netD.q(features_jittered)[0]
-        loss_aug = args.lambda_aug * F.cross_entropy(cat_logits_jittered.float(), cat_code)
-        loss_q = loss_q + ramp(iteration, args.info_warmup) * loss_aug
+    loss_q = info_loss(q_out, cat_code, cont_code, args, iteration, cat_logits_jittered)
     optGQ.zero_grad(set_to_none=True)
     (loss_g + loss_q).backward()
     optGQ.step()
