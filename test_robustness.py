@@ -106,7 +106,7 @@ def assert_same_run(ref_dir, other_dir):
     """Bit-exact: same weights, same optimiser state, same loss history, same place in training."""
     a, b = T.load_checkpoint(ref_dir), T.load_checkpoint(other_dir)
     assert (b["epoch"], b["step"]) == (a["epoch"], a["step"])
-    for net in ("netG", "netD"):
+    for net in ("netG", "netD", "netG_ema"):
         assert a[net].keys() == b[net].keys()
         differ = [k for k in a[net] if not torch.equal(a[net][k], b[net][k])]
         assert not differ, f"{net} differs from the uninterrupted run in {len(differ)} tensors, e.g. {differ[:4]}: " \
@@ -244,6 +244,7 @@ BAD_INPUT = {
     "train-n-cont-negative": _train_case(lambda p: ["--n-cont", -1], "--n-cont"),
     "train-info-warmup-negative": _train_case(lambda p: ["--info-warmup", -1], "--info-warmup"),
     "train-lambda-aug-negative": _train_case(lambda p: ["--lambda-aug", -1], "--lambda-aug"),
+    "train-g-ema-1": _train_case(lambda p: ["--g-ema", 1], "--g-ema"),
     "train-q-std-unknown": _train_case(lambda p: ["--q-std", "zero"], "--q-std"),
     "train-batch-size-0": _train_case(lambda p: ["--batch-size", 0], "--batch-size"),
     "train-batch-larger-than-data": _train_case(lambda p: ["--batch-size", 10 * N_TRAIN], "--batch-size"),

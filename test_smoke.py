@@ -52,6 +52,9 @@ def test_train_infogan_run_folder_is_complete(infogan_run):
     assert sorted(ckpt["code_to_digit"].values()) == list(range(10))
     g = T.load_checkpoint(os.path.join(out, "g.pt"), kind="infogan")
     assert g["config"] == ckpt["config"] and torch.equal(g["fixed_noise"], ckpt["fixed_noise"])
+    # --g-ema (on by default): g.pt is G's moving average, which the full checkpoint keeps beside G
+    assert all(torch.equal(g["netG"][k], ckpt["netG_ema"][k]) for k in g["netG"])
+    assert not all(torch.equal(ckpt["netG"][k], ckpt["netG_ema"][k]) for k in ckpt["netG"])
     # --noise-scale 0.5: z ~ 0.5 * U(-1, 1), in training, in the fixed noise and in the config sample.py reads
     assert g["config"]["noise_scale"] == 0.5 and 0.3 < g["fixed_noise"].abs().max() <= 0.5
     # 10 x 10 grid of 28 px images with torchvision's 2 px padding
@@ -373,6 +376,14 @@ def test_ema_update_averages_weights_and_float_buffers():
     assert torch.allclose(a.weight, torch.full((3,), 1.5))  # 0.75 * 1 + 0.25 * 3
     assert torch.allclose(a.running_mean, torch.full((3,), 0.5))
     assert int(a.num_batches_tracked) == 7 and torch.equal(b.weight, torch.full((3,), 3.0))
+    # with num_updates the decay is at most (1 + n) / (10 + n): 2/11 at the first update
+    T.ema_update(a, b, decay=0.999, num_updates=1)
+    assert torch.allclose(a.weight, torch.full((3,), 1.5 * 2 / 11 + 3 * 9 / 11))
+    c = torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        c.weight.fill_(1.0)
+    T.ema_update(c, b, decay=0.5, num_updates=10 ** 6)  # late in a run the decay itself holds
+    assert torch.allclose(c.weight, torch.full((3,), 2.0))
 
 
 def test_aux_loss_sums_over_classes():

@@ -10,7 +10,6 @@ projection (--cond projection); --aux-weight adds a multi-label classification l
 Every epoch: ckpt.pt / g.pt, grids of the 32 test.json and new_test.json conditions (8 per row), the
 evaluator's top-k accuracy on both (mean +- std over noise draws), g_best.pt, losses.csv, curves.png.
 """
-import copy
 import os
 import sys
 import time
@@ -238,7 +237,7 @@ def main():
     amp_dtype = T.autocast_dtype(device, args.precision)
     G, D = (torch.compile(netG), torch.compile(netD)) if args.compile else (netG, netD)
     # the averaged G is what gets judged and saved: its weights wobble less than the trained G's
-    netG_ema = copy.deepcopy(netG).eval().requires_grad_(False) if args.g_ema else None
+    netG_ema = T.make_ema(netG, args.g_ema)
     netG_eval = netG_ema if netG_ema is not None else netG
 
     state = {"epoch": 0, "step": 0, "perm": None, "history": [], "accuracy": [],

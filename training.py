@@ -4,6 +4,7 @@ Run folders, atomic checkpoints, resume, RNG state, image grids, CSV logs, curve
 progress bars, Ctrl-C handling and one-line errors. Nothing here knows about a specific GAN.
 """
 import argparse
+import copy
 import csv
 import os
 import random
@@ -318,10 +319,19 @@ def generator_weights(ckpt):
     return ckpt.get("netG_ema") or ckpt["netG"]
 
 
+def make_ema(model, decay):
+    """A frozen copy of G to hold the moving average of its weights (--g-ema), or None when decay is 0."""
+    return copy.deepcopy(model).eval().requires_grad_(False) if decay else None
+
+
 @torch.no_grad()
-def ema_update(ema, model, decay):
+def ema_update(ema, model, decay, num_updates=None):
     """ema <- decay * ema + (1 - decay) * model, over the parameters and the float buffers (BatchNorm's
-    running statistics, which eval mode uses); integer buffers are copied."""
+    running statistics, which eval mode uses); integer buffers are copied. Given num_updates (the
+    updates so far, this one included), the decay is min(decay, (1 + n) / (10 + n)), as TensorFlow's
+    ExponentialMovingAverage does, so a short run's average is not dominated by the initial weights."""
+    if num_updates is not None:
+        decay = min(decay, (1 + num_updates) / (10 + num_updates))
     for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
         if e.dtype.is_floating_point:
             e.lerp_(m, 1 - decay)
