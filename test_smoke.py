@@ -98,12 +98,18 @@ def test_resume_continues_at_next_epoch(infogan_run, tmp_path):
     src, _ = infogan_run
     out = str(tmp_path / "copy")
     shutil.copytree(src, out)
-    mnist_root = T.load_checkpoint(out)["args"]["data_root"]
+    ckpt = T.load_checkpoint(out)
+    mnist_root = ckpt["args"]["data_root"]
+    # a run from before --g-ema existed has no average in its checkpoint: it starts from G
+    ckpt["netG_ema"] = None
+    del ckpt["args"]["g_ema"]
+    T.save_checkpoint(ckpt, os.path.join(out, T.CHECKPOINT))
     proc = run("train_infogan.py", "--data-root", mnist_root, "--epochs", 2, "--batch-size", 50,
                "--eval-samples", 20, "--seed", 3, "--resume", out)
     assert "epoch 2/2" in proc.stdout and "epoch 1/2" not in proc.stdout
     ckpt = T.load_checkpoint(out)
     assert ckpt["epoch"] == 2 and len(ckpt["history"]) == 12 and len(ckpt["accuracy"]) == 2
+    assert ckpt["netG_ema"].keys() == ckpt["netG"].keys() and ckpt["args"]["g_ema"] == 0.999
     assert os.path.exists(os.path.join(out, "grids", "epoch002_c1.png"))
 
 
