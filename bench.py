@@ -4,8 +4,8 @@
     python bench.py --data-root ../shared/data --time-to-quality   # wall time to code->digit accuracy 0.90
 
 For every row both loops train the same networks (same init, same batch) and the same losses (the
-InfoGAN paper's: --lambda-aug 0 --g-ema 0; one more row times this toolkit's default flags alone) in
-this one process:
+InfoGAN paper's: --lambda-aug 0 --lr-g 1e-3 --g-ema 0; one more row times this toolkit's default
+flags alone) in this one process:
   fast       the trainers' own train_step: data resident as one uint8 tensor and batched by indexing,
              D frozen during the G step, bf16 autocast where the hardware has it, no host syncs
   reference  the way the reports train: torchvision DataLoader with per-image ToTensor/Normalize,
@@ -50,17 +50,22 @@ def infogan_args(**kw):
 
 # ---------------------------------------------------------------------------- InfoGAN
 
-def bench_infogan_fast(arch, images, bs, device, precision, warmup, iters, lambda_aug=0.0, g_ema=0.0):
+# the side-by-side rows train the paper's InfoGAN, as the reference loop does
+PAPER_FLAGS = dict(lambda_aug=0, lr_g=1e-3, g_ema=0)
+
+
+def bench_infogan_fast(arch, images, bs, device, precision, warmup, iters, flags=PAPER_FLAGS):
     from train_infogan import train_step
-    args = infogan_args(arch=arch, batch_size=bs, precision=precision, lambda_aug=lambda_aug, g_ema=g_ema)
+    args = infogan_args(arch=arch, batch_size=bs, precision=precision, **flags)
     config = dict(arch=arch, noise_dim=62, n_cat=10, n_cont=2, noise="uniform")
     torch.manual_seed(0)
     netG, netD = (m.to(device) for m in build_infogan(config))
     d_params = list(netD.body.parameters()) + list(netD.d_head.parameters())
-    optD = torch.optim.Adam(d_params, lr=2e-4, betas=(0.5, 0.999))
-    optGQ = torch.optim.Adam(list(netG.parameters()) + list(netD.q_head.parameters()), lr=1e-3, betas=(0.5, 0.999))
+    optD = torch.optim.Adam(d_params, lr=args.lr_d, betas=(args.beta1, args.beta2))
+    optGQ = torch.optim.Adam(list(netG.parameters()) + list(netD.q_head.parameters()), lr=args.lr_g,
+                             betas=(args.beta1, args.beta2))
     amp = T.autocast_dtype(device, precision)
-    netG_ema = T.make_ema(netG, g_ema)
+    netG_ema = T.make_ema(netG, args.g_ema)
     images = images.to(device)
     perm = torch.randperm(len(images), device=device)
     pos = [0]
@@ -70,7 +75,7 @@ def bench_infogan_fast(arch, images, bs, device, precision, warmup, iters, lambd
         pos[0] += 1
         train_step(to_float(images[idx]), netG, netD, netD, optD, optGQ, config, args, amp)
         if netG_ema is not None:
-            T.ema_update(netG_ema, netG, g_ema, num_updates=pos[0])
+            T.ema_update(netG_ema, netG, args.g_ema, num_updates=pos[0])
     return timed(step, warmup, iters, sync(device))
 
 
@@ -265,10 +270,8 @@ def main():
                 ref = bench_infogan_reference(arch, args.data_root, args.batch_size, dev, args.warmup, args.iters)
                 rows.append((f"infogan --arch {arch}", dev.type, args.batch_size, fast, ref))
                 print_row(rows[-1])
-                if arch == "paper":  # the side-by-side runs the paper's InfoGAN; the defaults add two things
-                    defaults = infogan_args()
-                    fast = bench_infogan_fast(arch, imgs, args.batch_size, dev, "auto", args.warmup, args.iters,
-                                              defaults.lambda_aug, defaults.g_ema)
+                if arch == "paper":  # the toolkit's defaults add the jitter term and G's moving average
+                    fast = bench_infogan_fast(arch, imgs, args.batch_size, dev, "auto", args.warmup, args.iters, {})
                     rows.append(("  default flags", dev.type, args.batch_size, fast, None))
                     print_row(rows[-1])
     if args.only in (None, "cgan"):

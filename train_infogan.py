@@ -7,10 +7,12 @@ one body: D says real/fake, Q recovers the codes from G's images. Maximising the
 I(c; G(z, c)) (through Q's cross-entropy and Gaussian likelihood) makes the codes mean something:
 the categorical code picks the digit, the continuous codes its style.
 
-One addition to the paper, on by default (--lambda-aug 2; 0 turns it off): Q must also recover the
-categorical code from G's images after a random change of style (slant, rotation, width, height,
-shift, stroke thickness), which steers the code to the digit instead of a style (README: the
-measured effect).
+Three departures from the paper, on by default (README: the measured effect; --lambda-aug 0
+--lr-g 1e-3 --g-ema 0 is the paper's InfoGAN): Q must also recover the categorical code from G's
+images after a random change of style (slant, rotation, width, height, shift, stroke thickness),
+which steers the code to the digit instead of a style (--lambda-aug 2); G and Q learn at twice the
+paper's rate (--lr-g 2e-3); and a moving average of G's weights, which wobbles less than G, is what
+draws the grids, gets judged and goes into g.pt (--g-ema 0.999).
 
 Every epoch the run folder gets ckpt.pt (resume), g.pt (for sample.py), fixed-noise grids,
 losses.csv, curves.png and the code->digit accuracy.
@@ -79,7 +81,7 @@ def get_parser():
                    help="weight of Q's categorical cross-entropy on G's images after a random slant, rotation, "
                         "width, height, shift and stroke-thickness change, so the categorical code must carry what "
                         "those leave unchanged, the digit (trains G and the Q head, also with --info-in-d 1 never "
-                        "D's body; after Elastic-InfoGAN's invariance idea; 0: the paper's InfoGAN)")
+                        "D's body; after Elastic-InfoGAN's invariance idea; 0: the paper's loss)")
     g.add_argument("--g-ema", type=float, default=0.999, metavar="DECAY",
                    help="keep an exponential moving average of G's weights (decay min(DECAY, (1+t)/(10+t)) at "
                         "step t) and use it for the grids, the accuracy and g.pt; it wobbles less than G "
