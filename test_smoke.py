@@ -85,6 +85,9 @@ def test_sample_png_and_npz(infogan_run, tmp_path):
     run("sample.py", "--ckpt", out, "--code", 3, "--n", 12, "--out", tmp_path / "c3.npz")
     images = np.load(tmp_path / "c3.npz")["images"]
     assert images.shape == (12, 1, 28, 28) and images.dtype == np.uint8
+    # the full checkpoint draws with the same generator as g.pt (the moving average, not the trained G)
+    run("sample.py", "--ckpt", os.path.join(out, "g.pt"), "--code", 3, "--n", 12, "--out", tmp_path / "g3.npz")
+    assert np.array_equal(np.load(tmp_path / "g3.npz")["images"], images)
     run("sample.py", "--ckpt", out, "--code", 0, "--n", 5, "--out", tmp_path / "c0.npz")  # 0 is a value, not "unset"
     assert np.load(tmp_path / "c0.npz")["images"].shape == (5, 1, 28, 28)
     run("sample.py", "--ckpt", os.path.join(out, "g.pt"), "--digit", 5, "--n", 4, "--out", tmp_path / "d5.npz")
