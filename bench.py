@@ -1,6 +1,7 @@
 """Training-throughput benchmark: this toolkit's training step against the textbook loop, side by side.
 
     python bench.py --data-root ../shared/data               # InfoGAN (every --arch) and the cGAN at 32/64 px
+    python bench.py --data-root ../shared/data --precision fp32    # the same without bf16 autocast
     python bench.py --data-root ../shared/data --time-to-quality   # wall time to code->digit accuracy 0.90
 
 For every row both loops train the same networks (same init, same batch) and the same losses (the
@@ -247,10 +248,14 @@ def main():
     p.add_argument("--time-to-quality", action="store_true", help="train InfoGAN with defaults until accuracy --target")
     p.add_argument("--target", type=float, default=0.90, help="code->digit accuracy for --time-to-quality")
     p.add_argument("--max-epochs", type=int, default=10, help="epochs of the --time-to-quality run")
-    args, extra = p.parse_known_args()
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="the fast loop's precision, as the trainers' flag: auto is bf16 autocast where the "
+                        "hardware has it; run once with fp32 to see what bf16 gains on this machine")
+    args, extra = p.parse_known_args()  # with --time-to-quality the rest goes to train_infogan.py
     if args.time_to_quality:
-        time_to_quality(args.data_root, args.target, args.max_epochs, extra)
+        time_to_quality(args.data_root, args.target, args.max_epochs, ["--precision", args.precision, *extra])
         return 0
+    T.check(not extra, f"unrecognized arguments: {' '.join(extra)} (train_infogan.py flags go with --time-to-quality)")
     devices = [torch.device("cpu")] if args.device in ("cpu", "both") else []
     if args.device in ("cuda", "both", "auto") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
@@ -258,7 +263,9 @@ def main():
         devices.append(torch.device("cpu"))
     T.check(devices, "--device cuda: no CUDA GPU is available")
     mnist, _ = load_mnist(args.data_root, train=True)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+    amp = {d.type: T.autocast_dtype(d, args.precision) for d in devices}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, fast loop in "
+          + ", ".join(f"{d}: {'bf16 autocast' if a else 'fp32'}" for d, a in amp.items())
           + "".join(f", {torch.cuda.get_device_name(d)}" for d in devices if d.type == "cuda"))
     print(f"{'model':28s} {'device':6s} {'batch':>5s} {'fast img/s':>11s} {'ref img/s':>10s} {'speed-up':>8s}")
     rows = []
@@ -266,12 +273,12 @@ def main():
         for arch in INFOGAN_ARCHS:
             imgs = mnist if arch == "paper" else load_mnist(args.data_root, True, INFOGAN_IMG_SIZE[arch])[0]
             for dev in devices:
-                fast = bench_infogan_fast(arch, imgs, args.batch_size, dev, "auto", args.warmup, args.iters)
+                fast = bench_infogan_fast(arch, imgs, args.batch_size, dev, args.precision, args.warmup, args.iters)
                 ref = bench_infogan_reference(arch, args.data_root, args.batch_size, dev, args.warmup, args.iters)
                 rows.append((f"infogan --arch {arch}", dev.type, args.batch_size, fast, ref))
                 print_row(rows[-1])
                 if arch == "paper":  # the toolkit's defaults add the jitter term and G's moving average
-                    fast = bench_infogan_fast(arch, imgs, args.batch_size, dev, "auto", args.warmup, args.iters, {})
+                    fast = bench_infogan_fast(arch, imgs, args.batch_size, dev, args.precision, args.warmup, args.iters, {})
                     rows.append(("  default flags", dev.type, args.batch_size, fast, None))
                     print_row(rows[-1])
     if args.only in (None, "cgan"):
@@ -280,7 +287,7 @@ def main():
             make_iclevr(root, n, seed=0)
             for size in (32, 64):
                 for dev in devices:
-                    fast = bench_cgan_fast(root, size, args.cgan_batch_size, dev, "auto", args.warmup, args.iters)
+                    fast = bench_cgan_fast(root, size, args.cgan_batch_size, dev, args.precision, args.warmup, args.iters)
                     ref = bench_cgan_reference(root, size, args.cgan_batch_size, dev, args.warmup, args.iters)
                     rows.append((f"cgan default --img-size {size}", dev.type, args.cgan_batch_size, fast, ref))
                     print_row(rows[-1])

@@ -119,12 +119,20 @@ def test_resume_continues_at_next_epoch(infogan_run, tmp_path):
 def test_bench_infogan_rows(mnist_root):
     """bench.py's throughput table: every --arch side by side with the textbook loop, plus the defaults row."""
     proc = run("bench.py", "--data-root", mnist_root, "--only", "infogan", "--device", "cpu",
-               "--warmup", 0, "--iters", 1, "--batch-size", 20)
+               "--warmup", 0, "--iters", 1, "--batch-size", 20, "--precision", "fp32")
+    assert "fast loop in cpu: fp32" in proc.stdout
     rows = {line[:28].strip(): line[28:].split() for line in proc.stdout.splitlines() if line.startswith(("infogan", "  "))}
     for arch in INFOGAN_ARCHS:
         device, batch, fast, ref, speedup = rows[f"infogan --arch {arch}"]
         assert (device, batch) == ("cpu", "20") and float(fast) > 0 and float(ref) > 0 and speedup.endswith("x")
     assert rows["default flags"][:2] == ["cpu", "20"] and float(rows["default flags"][2]) > 0
+
+
+def test_bench_refuses_unknown_flags(mnist_root):
+    """Outside --time-to-quality a mistyped flag is an error, not silently ignored."""
+    proc = run("bench.py", "--data-root", mnist_root, "--itres", 5, check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == "error: unrecognized arguments: --itres 5 (train_infogan.py flags go with --time-to-quality)"
 
 
 def test_info_loss_warmups_and_fixed_std():
