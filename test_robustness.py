@@ -244,6 +244,7 @@ BAD_INPUT = {
     "train-n-cont-negative": _train_case(lambda p: ["--n-cont", -1], "--n-cont"),
     "train-info-warmup-negative": _train_case(lambda p: ["--info-warmup", -1], "--info-warmup"),
     "train-lambda-aug-negative": _train_case(lambda p: ["--lambda-aug", -1], "--lambda-aug"),
+    "train-lambda-real-negative": _train_case(lambda p: ["--lambda-real", -1], "--lambda-real"),
     "train-g-ema-1": _train_case(lambda p: ["--g-ema", 1], "--g-ema"),
     "train-q-std-unknown": _train_case(lambda p: ["--q-std", "zero"], "--q-std"),
     "train-batch-size-0": _train_case(lambda p: ["--batch-size", 0], "--batch-size"),

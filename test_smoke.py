@@ -228,6 +228,47 @@ def test_lambda_aug_adds_qs_cross_entropy_on_jittered_images(monkeypatch):
     assert not torch.allclose(grad_g, grad_g_paper) and torch.equal(grad_d_body, grad_d_body_paper)
 
 
+def test_real_cluster_loss_values():
+    """log K - I(x; c): 0 for confident, evenly used values; log K when Q is unsure of every image or
+    puts every image in one value; in between for a code that splits one class and merges two."""
+    from train_infogan import real_cluster_loss
+    log_k = np.log(10)
+    assert real_cluster_loss(torch.eye(10).repeat(3, 1) * 60).item() == pytest.approx(0, abs=1e-5)
+    assert real_cluster_loss(torch.zeros(30, 10)).item() == pytest.approx(log_k, rel=1e-5)
+    assert real_cluster_loss(torch.eye(10)[[0] * 30] * 60).item() == pytest.approx(log_k, rel=1e-5)
+    uneven = torch.eye(10)[[0, 0, 1, 2, 3, 4, 5, 6, 7, 7]] * 60  # value 0 used twice as often, 8 and 9 never
+    assert 0.1 < real_cluster_loss(uneven).item() < 1
+
+
+def test_lambda_real_adds_clustering_term_through_q_head_only():
+    """--lambda-real W adds W x real_cluster_loss of Q's logits on the real batch to the Q loss; the
+    term trains the Q head alone: G's and D's body gradients stay as without it."""
+    import train_infogan
+    config = dict(arch="paper", noise_dim=8, n_cat=10, n_cont=2, noise="uniform", noise_scale=1.0)
+    real = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(2)) * 2 - 1
+
+    def step(*flags):
+        torch.manual_seed(0)
+        netG, netD = build_infogan(config)
+        args = train_infogan.get_parser().parse_args(list(map(str, flags)))
+        opt = lambda params: torch.optim.SGD(params, lr=0.0)  # noqa: E731
+        torch.manual_seed(1)
+        out = train_infogan.train_step(real, netG, netD, netD, opt(netD.parameters()),
+                                       opt([*netG.parameters(), *netD.q_head.parameters()]), config, args, None)
+        grads = lambda net: torch.cat([p.grad.flatten() for p in net.parameters()])  # noqa: E731
+        with torch.no_grad():  # the same nets, real batch, as train_step saw them (lr 0: unchanged)
+            torch.manual_seed(0)
+            expected = train_infogan.real_cluster_loss(netD.q(netD(real)[1])[0]).item()
+        return out[2].item(), grads(netG), grads(netD.body), grads(netD.q_head), expected
+
+    base, g0, body0, q0, cluster = step("--lambda-real", 0)
+    one, g1, body1, q1, _ = step("--lambda-real", 1)
+    two = step("--lambda-real", 2)[0]
+    assert cluster > 0.05  # an untrained Q does not sort real images evenly and confidently
+    assert one - base == pytest.approx(cluster, rel=1e-3) and two - base == pytest.approx(2 * cluster, rel=1e-3)
+    assert torch.equal(g0, g1) and torch.equal(body0, body1) and not torch.allclose(q0, q1)
+
+
 def test_code_digit_accuracy_perfect_and_chance():
     """A 'generator' whose categorical code is the digit scores 1.0; one that ignores it about 0.1."""
     labels = torch.arange(2000) % 10

@@ -82,6 +82,12 @@ def get_parser():
                         "width, height, shift and stroke-thickness change, so the categorical code must carry what "
                         "those leave unchanged, the digit (trains G and the Q head, also with --info-in-d 1 never "
                         "D's body; after Elastic-InfoGAN's invariance idea; 0: the paper's loss)")
+    g.add_argument("--lambda-real", type=float, default=0.0,
+                   help="weight of a clustering term on real images: Q must sort a batch of real digits "
+                        "confidently (low entropy per image) and evenly (high entropy of the batch's mean) over the "
+                        "categorical values, the mutual-information objective of RIM/IMSAT; it trains the Q head "
+                        "only, and through it steers G away from codes that split one digit and merge two others "
+                        "(0: off, as in the paper)")
     g.add_argument("--g-ema", type=float, default=0.999, metavar="DECAY",
                    help="keep an exponential moving average of G's weights (decay min(DECAY, (1+t)/(10+t)) at "
                         "step t) and use it for the grids, the accuracy and g.pt; it wobbles less than G "
@@ -111,6 +117,7 @@ def validate(args):
         T.check(getattr(args, name) >= 0, f"--{name.replace('_', '-')} must be >= 0 (got {getattr(args, name)})")
     T.check(0 <= args.g_ema < 1, f"--g-ema must be in [0, 1) (got {args.g_ema})")
     T.check(args.lambda_aug >= 0, f"--lambda-aug must be >= 0 (got {args.lambda_aug})")
+    T.check(args.lambda_real >= 0, f"--lambda-real must be >= 0 (got {args.lambda_real})")
     T.check(args.log_every > 0, f"--log-every must be > 0 (got {args.log_every})")
     for name in ("lr_d", "lr_g"):
         T.check(getattr(args, name) > 0, f"--{name.replace('_', '-')} must be > 0")
@@ -189,11 +196,12 @@ def ramp(iteration, iters):
     return min(1.0, iteration / iters) if iters else 1.0
 
 
-def info_loss(q_out, cat_code, cont_code, args, iteration=0, cat_logits_jittered=None):
+def info_loss(q_out, cat_code, cont_code, args, iteration=0, cat_logits_jittered=None, cat_logits_real=None):
     """-lambda * L_I: Q's cross-entropy on the categorical code plus its Gaussian negative
     log-likelihood of the continuous codes (a lower bound on the mutual information, up to H(c)),
     each ramped up over its warm-up; plus, given Q's logits on style-jittered copies of the same
-    images, --lambda-aug x their cross-entropy (under the same warm-up)."""
+    images, --lambda-aug x their cross-entropy, and given Q's logits on real images, --lambda-real x
+    the clustering term of real_cluster_loss (both under the same warm-up)."""
     cat_logits, cont_mean, cont_logvar = q_out
     loss = args.lambda_cat * F.cross_entropy(cat_logits.float(), cat_code)
     if cont_code.shape[1]:
@@ -202,7 +210,20 @@ def info_loss(q_out, cat_code, cont_code, args, iteration=0, cat_logits_jittered
         loss = loss + ramp(iteration, args.cont_warmup) * args.lambda_cont * nll.sum(1).mean()
     if cat_logits_jittered is not None:
         loss = loss + args.lambda_aug * F.cross_entropy(cat_logits_jittered.float(), cat_code)
+    if cat_logits_real is not None:
+        loss = loss + args.lambda_real * real_cluster_loss(cat_logits_real.float())
     return ramp(iteration, args.info_warmup) * loss
+
+
+def real_cluster_loss(cat_logits):
+    """log K - I(x; c) over a batch of real images, where Q's categorical output p(c|x) defines the
+    mutual information I = H(mean_x p(c|x)) - mean_x H(p(c|x)): zero when each image gets one value
+    with certainty and the values are used equally, log K + log K at most."""
+    log_p = F.log_softmax(cat_logits, 1)
+    mean_p = log_p.exp().mean(0)
+    marginal_entropy = -(mean_p * mean_p.clamp_min(1e-12).log()).sum()
+    conditional_entropy = -(log_p.exp() * log_p).sum(1).mean()
+    return np.log(cat_logits.size(1)) - marginal_entropy + conditional_entropy
 
 
 def style_jitter(x, shear=0.3, rotate_deg=10.0, width=0.2, height=0.1, shift=0.1):
@@ -242,7 +263,7 @@ def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype, iteration
     # (1) D: real -> 1, G(z) -> 0. The fake batch is detached so D's step leaves G alone.
     with torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None):
         fake = G(z)
-        d_real, _ = D(real)
+        d_real, features_real = D(real)
         d_fake, features_fake = D(fake.detach())
         q_out_d = netD.q(features_fake) if args.info_in_d else None
     loss_d = bce(d_real.float(), ones) + bce(d_fake.float(), zeros)
@@ -271,7 +292,13 @@ def train_step(real, G, D, netD, optD, optGQ, config, args, amp_dtype, iteration
         with torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None):
             _, features_jittered = D(style_jitter(fake))
             cat_logits_jittered = netD.q(features_jittered)[0]
-    loss_q = info_loss(q_out, cat_code, cont_code, args, iteration, cat_logits_jittered)
+    cat_logits_real = None
+    if args.lambda_real:
+        # A code that splits one digit over two values and merges two others into one can satisfy Q
+        # completely on G's images; on real digits it shows as an uneven use of the values.
+        with torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None):
+            cat_logits_real = netD.q(features_real.detach())[0]
+    loss_q = info_loss(q_out, cat_code, cont_code, args, iteration, cat_logits_jittered, cat_logits_real)
     optGQ.zero_grad(set_to_none=True)
     (loss_g + loss_q).backward()
     optGQ.step()
