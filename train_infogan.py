@@ -86,8 +86,8 @@ def get_parser():
                    help="weight of a clustering term on real images: Q must sort a batch of real digits "
                         "confidently (low entropy per image) and evenly (high entropy of the batch's mean) over the "
                         "categorical values, the mutual-information objective of RIM/IMSAT; it trains the Q head "
-                        "only, and through it steers G away from codes that split one digit and merge two others "
-                        "(0: off, as in the paper)")
+                        "only and is meant to steer G, through Q, away from codes that split one digit and merge "
+                        "two others (README: tried at 1, not a default; 0: off, as in the paper)")
     g.add_argument("--g-ema", type=float, default=0.999, metavar="DECAY",
                    help="keep an exponential moving average of G's weights (decay min(DECAY, (1+t)/(10+t)) at "
                         "step t) and use it for the grids, the accuracy and g.pt; it wobbles less than G "
