@@ -8,7 +8,7 @@ For every row both loops train the same networks (same init, same batch) and the
 InfoGAN paper's: --lambda-aug 0 --lr-g 1e-3 --g-ema 0; one more row times this toolkit's default
 flags alone) in this one process:
   fast       the trainers' own train_step: data resident as one uint8 tensor and batched by indexing,
-             D frozen during the G step, bf16 autocast where the hardware has it, no host syncs
+             D frozen during the G step, bf16 autocast per --precision (auto: where the hardware has it), no host syncs
   reference  the way the reports train: torchvision DataLoader with per-image ToTensor/Normalize,
              float32, separate real and fake backward passes, D's gradients computed in the G step,
              losses read with .item() every step

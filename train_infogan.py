@@ -218,7 +218,8 @@ def info_loss(q_out, cat_code, cont_code, args, iteration=0, cat_logits_jittered
 def real_cluster_loss(cat_logits):
     """log K - I(x; c) over a batch of real images, where Q's categorical output p(c|x) defines the
     mutual information I = H(mean_x p(c|x)) - mean_x H(p(c|x)): zero when each image gets one value
-    with certainty and the values are used equally, log K + log K at most."""
+    with certainty and the values are used equally, log K at most (I = 0: Q unsure of every image,
+    or every image in one value)."""
     log_p = F.log_softmax(cat_logits, 1)
     mean_p = log_p.exp().mean(0)
     marginal_entropy = -(mean_p * mean_p.clamp_min(1e-12).log()).sum()
