@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
+from torch.distributions import Categorical
 
 import training as T
 from data import load_mnist, to_float
@@ -113,11 +114,9 @@ def validate(args):
     T.check(args.batch_size > 0, f"--batch-size must be > 0 (got {args.batch_size})")
     T.check(args.epochs >= 1, f"--epochs must be >= 1 (got {args.epochs})")
     T.check(args.eval_samples > 0, f"--eval-samples must be > 0 (got {args.eval_samples})")
-    for name in ("info_warmup", "cont_warmup"):
+    for name in ("info_warmup", "cont_warmup", "lambda_aug", "lambda_real"):
         T.check(getattr(args, name) >= 0, f"--{name.replace('_', '-')} must be >= 0 (got {getattr(args, name)})")
     T.check(0 <= args.g_ema < 1, f"--g-ema must be in [0, 1) (got {args.g_ema})")
-    T.check(args.lambda_aug >= 0, f"--lambda-aug must be >= 0 (got {args.lambda_aug})")
-    T.check(args.lambda_real >= 0, f"--lambda-real must be >= 0 (got {args.lambda_real})")
     T.check(args.log_every > 0, f"--log-every must be > 0 (got {args.log_every})")
     for name in ("lr_d", "lr_g"):
         T.check(getattr(args, name) > 0, f"--{name.replace('_', '-')} must be > 0")
@@ -220,11 +219,8 @@ def real_cluster_loss(cat_logits):
     mutual information I = H(mean_x p(c|x)) - mean_x H(p(c|x)): zero when each image gets one value
     with certainty and the values are used equally, log K at most (I = 0: Q unsure of every image,
     or every image in one value)."""
-    log_p = F.log_softmax(cat_logits, 1)
-    mean_p = log_p.exp().mean(0)
-    marginal_entropy = -(mean_p * mean_p.clamp_min(1e-12).log()).sum()
-    conditional_entropy = -(log_p.exp() * log_p).sum(1).mean()
-    return np.log(cat_logits.size(1)) - marginal_entropy + conditional_entropy
+    q = Categorical(logits=cat_logits)
+    return np.log(cat_logits.size(1)) - Categorical(probs=q.probs.mean(0)).entropy() + q.entropy().mean()
 
 
 def style_jitter(x, shear=0.3, rotate_deg=10.0, width=0.2, height=0.1, shift=0.1):
