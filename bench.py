@@ -3,6 +3,7 @@
     python bench.py --data-root ../shared/data               # InfoGAN (every --arch) and the cGAN at 32/64 px
     python bench.py --data-root ../shared/data --precision fp32    # the same without bf16 autocast
     python bench.py --data-root ../shared/data --time-to-quality   # wall time to code->digit accuracy 0.90
+    python bench.py --smoke                                  # under a minute: does this GPU (or CPU) train, how fast
 
 For every row both loops train the same networks (same init, same batch) and the same losses (the
 InfoGAN paper's: --lambda-aug 0 --lr-g 1e-3 --g-ema 0; one more row times this toolkit's default
@@ -15,6 +16,8 @@ flags alone) in this one process:
 Images/s is the batch size over the median time of the timed iterations (after warm-up), data
 loading included.
 """
+import training as T  # first: it sets up the Apple-silicon fallback before torch loads
+
 import argparse
 import os
 import re
@@ -28,7 +31,6 @@ import time
 import torch
 import torch.nn.functional as F
 
-import training as T
 from data import load_iclevr, load_mnist, make_iclevr, to_float
 from models import INFOGAN_ARCHS, INFOGAN_IMG_SIZE, build_cgan, build_infogan, infogan_latent, sample_noise
 
@@ -56,7 +58,7 @@ PAPER_FLAGS = dict(lambda_aug=0, lr_g=1e-3, g_ema=0)
 
 
 def bench_infogan_fast(arch, images, bs, device, precision, warmup, iters, flags=PAPER_FLAGS):
-    from train_infogan import train_step
+    from train_infogan import Losses, train_step
     args = infogan_args(arch=arch, batch_size=bs, precision=precision, **flags)
     config = dict(arch=arch, noise_dim=62, n_cat=10, n_cont=2, noise="uniform")
     torch.manual_seed(0)
@@ -65,7 +67,7 @@ def bench_infogan_fast(arch, images, bs, device, precision, warmup, iters, flags
     optD = torch.optim.Adam(d_params, lr=args.lr_d, betas=(args.beta1, args.beta2))
     optGQ = torch.optim.Adam(list(netG.parameters()) + list(netD.q_head.parameters()), lr=args.lr_g,
                              betas=(args.beta1, args.beta2))
-    amp = T.autocast_dtype(device, precision)
+    amp, losses = T.Amp(device, T.pick_precision(device, precision)), Losses.from_args(args)
     netG_ema = T.make_ema(netG, args.g_ema)
     images = images.to(device)
     perm = torch.randperm(len(images), device=device)
@@ -74,7 +76,7 @@ def bench_infogan_fast(arch, images, bs, device, precision, warmup, iters, flags
     def step():
         idx = perm[pos[0] * bs % (len(images) - bs):][:bs]
         pos[0] += 1
-        train_step(to_float(images[idx]), netG, netD, netD, optD, optGQ, config, args, amp)
+        train_step(to_float(images[idx]), netG, netD, optD, optGQ, config, losses, amp)
         if netG_ema is not None:
             T.ema_update(netG_ema, netG, args.g_ema, num_updates=pos[0])
     return timed(step, warmup, iters, sync(device))
@@ -128,7 +130,7 @@ def bench_infogan_reference(arch, data_root, bs, device, warmup, iters):
 
 def cgan_setup(img_size, device):
     import train_cgan
-    args = train_cgan.get_parser().parse_args(["--img-size", str(img_size)])
+    args = train_cgan.get_parser().parse_args(["--img-size", str(img_size), "--device", device.type])
     train_cgan.validate(args)
     config = {k: getattr(args, k) for k in train_cgan.MODEL_KEYS}
     config["n_classes"] = 24
@@ -139,20 +141,17 @@ def cgan_setup(img_size, device):
     return args, config, netG, netD, optG, optD
 
 
-def bench_cgan_fast(root, img_size, bs, device, precision, warmup, iters):
-    from train_cgan import train_step
+def bench_cgan_fast(images, conditions, img_size, bs, device, precision, warmup, iters):
+    from train_cgan import Losses, train_step
     args, config, netG, netD, optG, optD = cgan_setup(img_size, device)
-    images, conditions, _ = load_iclevr(root, img_size)
     images, conditions = images.to(device), conditions.to(device)
-    amp = T.autocast_dtype(device, precision)
-    state = {"pos": 0, "loss_g": torch.zeros((), device=device)}
+    amp, losses = T.Amp(device, T.pick_precision(device, precision)), Losses.from_args(args)
+    pos = [0]
 
     def step():
-        i = state["pos"] * bs % (len(images) - bs)
-        state["pos"] += 1
-        out = train_step(to_float(images[i:i + bs]), conditions[i:i + bs], state["pos"], netG, netD, netD,
-                         optG, optD, config, args, amp, state["loss_g"])
-        state["loss_g"] = out[1]
+        i = pos[0] * bs % (len(images) - bs)
+        pos[0] += 1
+        train_step(to_float(images[i:i + bs]), conditions[i:i + bs], netG, netD, optG, optD, losses, amp, g_step=True)
     return timed(step, warmup, iters, sync(device))
 
 
@@ -205,7 +204,36 @@ def bench_cgan_reference(root, img_size, bs, device, warmup, iters):
 
 
 def sync(device):
-    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if device.type == "cuda":
+        return torch.cuda.synchronize
+    return torch.mps.synchronize if device.type == "mps" else (lambda: None)
+
+
+# ---------------------------------------------------------------------------- smoke check
+
+def smoke(device_name, precision_name, warmup, iters):
+    """A few steps of each model on random data (no download): does this device train, in which
+    precision, how fast, with how much memory. Under a minute on a GPU or a laptop CPU."""
+    device = T.pick_device(device_name)
+    precision = T.pick_precision(device, precision_name)
+    img_size = 32 if device.type == "cpu" else 64  # what train_cgan.py trains at on this device
+    print(f"smoke check on {device.type} ({T.device_name(device)}), precision {precision}, torch {torch.__version__}")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    gen = torch.Generator().manual_seed(0)
+    mnist = torch.randint(0, 256, (64 * 4, 1, 28, 28), dtype=torch.uint8, generator=gen)
+    seconds = bench_infogan_fast("paper", mnist, 64, device, precision, warmup, iters, flags={})
+    print(f"infogan (defaults, batch 64):          {64 / seconds:8.0f} img/s", flush=True)
+    scenes = torch.randint(0, 256, (64 * 4, 3, img_size, img_size), dtype=torch.uint8, generator=gen)
+    labels = (torch.rand(64 * 4, 24, generator=gen) < 0.08).float()
+    seconds = bench_cgan_fast(scenes, labels, img_size, 64, device, precision, warmup, iters)
+    print(f"cgan (defaults, {img_size} px, batch 64):      {64 / seconds:8.0f} img/s", flush=True)
+    if device.type == "cuda":
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MB")
+    elif device.type == "mps":
+        print(f"GPU memory held by PyTorch: {torch.mps.driver_allocated_memory() / 2**20:.0f} MB")
+    print(f"peak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print("smoke check passed")
 
 
 # ---------------------------------------------------------------------------- time to quality
@@ -238,8 +266,8 @@ def time_to_quality(data_root, target, max_epochs, extra):
 def main():
     p = T.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default="./data", help="folder with MNIST/raw/")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "both"), default="both",
-                   help="both: the CPU, and CUDA when present")
+    p.add_argument("--device", choices=("both",) + T.DEVICES, default="both",
+                   help="both: the CPU, and the GPU when present (--smoke: auto)")
     p.add_argument("--batch-size", type=int, default=100, help="InfoGAN batch size (the issue's figure is at 100)")
     p.add_argument("--cgan-batch-size", type=int, default=64, help="cGAN batch size")
     p.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
@@ -248,25 +276,24 @@ def main():
     p.add_argument("--time-to-quality", action="store_true", help="train InfoGAN with defaults until accuracy --target")
     p.add_argument("--target", type=float, default=0.90, help="code->digit accuracy for --time-to-quality")
     p.add_argument("--max-epochs", type=int, default=10, help="epochs of the --time-to-quality run")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                   help="the fast loop's precision, as the trainers' flag: auto is bf16 autocast where the "
-                        "hardware has it; run once with fp32 to see what bf16 gains on this machine")
+    p.add_argument("--precision", choices=T.PRECISIONS, default="auto", help="the fast loop's precision, as the trainers' flag")
+    p.add_argument("--smoke", action="store_true", help="a few steps of each model on random data: device, precision, speed, memory")
     args, extra = p.parse_known_args()  # with --time-to-quality the rest goes to train_infogan.py
+    if args.smoke:
+        T.check(not extra, f"unrecognized arguments: {' '.join(extra)}")
+        smoke("auto" if args.device == "both" else args.device, args.precision, warmup=2, iters=3)
+        return 0
     if args.time_to_quality:
         time_to_quality(args.data_root, args.target, args.max_epochs, ["--precision", args.precision, *extra])
         return 0
     T.check(not extra, f"unrecognized arguments: {' '.join(extra)} (train_infogan.py flags go with --time-to-quality)")
-    devices = [torch.device("cpu")] if args.device in ("cpu", "both") else []
-    if args.device in ("cuda", "both", "auto") and torch.cuda.is_available():
-        devices.append(torch.device("cuda"))
-    if args.device == "auto" and not devices:
-        devices.append(torch.device("cpu"))
-    T.check(devices, "--device cuda: no CUDA GPU is available")
+    if args.device == "both":
+        devices = [torch.device("cpu")] + ([T.pick_device("auto")] if T.pick_device("auto").type != "cpu" else [])
+    else:
+        devices = [T.pick_device(args.device)]
     mnist, _ = load_mnist(args.data_root, train=True)
-    amp = {d.type: T.autocast_dtype(d, args.precision) for d in devices}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, fast loop in "
-          + ", ".join(f"{d}: {'bf16 autocast' if a else 'fp32'}" for d, a in amp.items())
-          + "".join(f", {torch.cuda.get_device_name(d)}" for d in devices if d.type == "cuda"))
+    print(f"torch {torch.__version__}, fast loop in " + ", ".join(
+        f"{d.type} ({T.device_name(d)}): {T.pick_precision(d, args.precision)}" for d in devices))
     print(f"{'model':28s} {'device':6s} {'batch':>5s} {'fast img/s':>11s} {'ref img/s':>10s} {'speed-up':>8s}")
     rows = []
     if args.only in (None, "infogan"):
@@ -286,8 +313,10 @@ def main():
             n = args.cgan_batch_size * (args.warmup + args.iters + 2)
             make_iclevr(root, n, seed=0)
             for size in (32, 64):
+                images, conditions, _ = load_iclevr(root, size)
                 for dev in devices:
-                    fast = bench_cgan_fast(root, size, args.cgan_batch_size, dev, args.precision, args.warmup, args.iters)
+                    fast = bench_cgan_fast(images, conditions, size, args.cgan_batch_size, dev, args.precision,
+                                           args.warmup, args.iters)
                     ref = bench_cgan_reference(root, size, args.cgan_batch_size, dev, args.warmup, args.iters)
                     rows.append((f"cgan default --img-size {size}", dev.type, args.cgan_batch_size, fast, ref))
                     print_row(rows[-1])

@@ -47,10 +47,10 @@ def write_fake_mnist(root, n_train=300, n_test=100, seed=0):
     return root
 
 
-def run(script, *args, timeout=300, env=None, check=True):
+def run(script, *args, timeout=300, env=None, check=True, cwd=None):
     """Run one of the repo's command-line scripts as a user would; returns the CompletedProcess."""
     proc = subprocess.run([sys.executable, os.path.join(REPO, script), *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONHASHSEED": "0", **(env or {})})
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONHASHSEED": "0", **(env or {})}, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"{script} {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     return proc
@@ -66,7 +66,7 @@ def infogan_run(tmp_path_factory, mnist_root):
     """One real epoch of train_infogan.py on the tiny MNIST, shared by several tests."""
     out = str(tmp_path_factory.mktemp("runs") / "infogan")
     proc = run("train_infogan.py", "--data-root", mnist_root, "--out", out, "--epochs", 1, "--batch-size", 50,
-               "--eval-samples", 20, "--seed", 3, "--noise-scale", 0.5)
+               "--eval-samples", 20, "--seed", 3)
     return out, proc
 
 
@@ -86,3 +86,12 @@ def tiny_evaluator(tmp_path_factory, iclevr_root):
     path = str(tmp_path_factory.mktemp("evaluator") / "checkpoint.pth")
     torch.save({"model": build_evaluator().state_dict()}, path)
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Caches (decoded i-CLEVR, evaluators, the digit classifier) go to a folder of the test session,
+    never to the user's cache folder; the scripts run by the tests inherit it."""
+    os.environ["GAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    os.environ.pop("GAN_CACHE_DIR", None)

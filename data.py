@@ -119,23 +119,36 @@ def load_iclevr(root, img_size=64):
     return images, conditions, objects
 
 
-def load_iclevr_cached(root, img_size=64):
-    """load_iclevr, cached as one .pt file beside the data (decoding 18k PNGs takes a while)."""
-    cache = os.path.join(root, f"cache_{img_size}px.pt")
-    train_json = os.path.join(root, "train.json")
-    if os.path.isfile(cache) and os.path.isfile(train_json) and os.path.getmtime(cache) >= os.path.getmtime(train_json):
-        try:
-            data = torch.load(cache, weights_only=False)
-            return data["images"], data["conditions"], data["objects"]
-        except Exception:  # a damaged cache is only a cache: rebuild it
-            pass
-    images, conditions, objects = load_iclevr(root, img_size)
+def iclevr_files(root):
+    """The files a cache of the training set depends on: objects.json, train.json and every image it lists."""
+    files = [os.path.join(root, "objects.json"), os.path.join(root, "train.json")]
     try:
-        from training import save_checkpoint
-        save_checkpoint({"images": images, "conditions": conditions, "objects": objects}, cache)
-    except OSError:
-        pass  # a read-only data folder: just no cache
-    return images, conditions, objects
+        with open(files[1]) as f:
+            names = list(json.load(f))
+        image_dir = next(d for d in (os.path.join(root, "iclevr"), os.path.join(root, "images")) if os.path.isdir(d))
+        return files + [os.path.join(image_dir, n) for n in names]
+    except (OSError, ValueError, StopIteration, TypeError):
+        return None  # load_iclevr says what is wrong
+
+
+def load_iclevr_cached(root, img_size=64, cache_dir=None):
+    """load_iclevr, cached as one tensor file in the user's cache folder (decoding 18k PNGs takes a
+    while); the cache records the files it was made from and is rebuilt when any of them changes."""
+    from training import cached, fingerprint, folder_key, user_cache_dir
+    files = iclevr_files(root)
+    if files is None or not all(os.path.isfile(f) for f in files):
+        return load_iclevr(root, img_size)
+    digest = fingerprint(files, "iclevr", img_size)
+    data = cached(user_cache_dir(cache_dir), f"iclevr_{folder_key(root)}_{img_size}px.pt", digest,
+                  lambda: dict(zip(("images", "conditions", "objects"), load_iclevr(root, img_size))), "i-CLEVR cache")
+    return data["images"], data["conditions"], data["objects"]
+
+
+def mnist_fingerprint(root):
+    """What the digit classifier is trained from: the MNIST training files (torchvision's layout)."""
+    from training import fingerprint
+    raw = os.path.join(root, "MNIST", "raw")
+    return fingerprint([os.path.join(raw, f) for f in MNIST_FILES[:2] if os.path.isfile(os.path.join(raw, f))], "mnist")
 
 
 # ----------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ Its file is the coursework's format, {'model': state_dict} of a torchvision resn
 Sequential(Linear(512, 24), Sigmoid()), so the official checkpoint.pth (or classifier_weight.pth)
 loads unchanged, on CPU too. Accuracy is the coursework's top-k accuracy (models.topk_accuracy).
 """
+import training as T  # first: it sets up the Apple-silicon fallback before torch loads
+
 import argparse
 import os
 import sys
@@ -14,11 +16,9 @@ import sys
 import torch
 import torch.nn.functional as F
 
-import training as T
-from data import SPEC_DIR, load_conditions, load_iclevr_cached, to_float
+from data import SPEC_DIR, iclevr_files, load_conditions, load_iclevr_cached, to_float
 from models import build_evaluator, evaluator_probs, topk_accuracy, topk_hits, upsample_to_64  # noqa: F401 (re-exported for sample.py)
 
-EVALUATOR_FILE = "evaluator.pth"
 
 
 def load_evaluator(path, device="cpu"):
@@ -28,12 +28,9 @@ def load_evaluator(path, device="cpu"):
 
 def read_evaluator(path, device="cpu"):
     """(evaluator, its held-out accuracy at 64 px, at 32 px upsampled), from one read of the file; each
-    figure None where the file does not record it (only evaluators trained here do)."""
-    T.check(os.path.isfile(path), f"evaluator file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise T.UserError(f"cannot read evaluator {path} (truncated or not a torch file): {type(e).__name__}") from None
+    figure None where the file does not record it (only evaluators trained here do). The file is
+    loaded with weights_only=True: an evaluator from a shared drive cannot run code."""
+    state = T.load_file(path, "evaluator")
     T.check(isinstance(state, dict) and "model" in state, f"{path} is not an evaluator file: expected {{'model': state_dict}}")
     with T.isolated_rng():
         net = build_evaluator()
@@ -69,7 +66,8 @@ def train_evaluator(images, conditions, device, epochs=10, batch_size=64, holdou
         opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
         steps = epochs * max(1, len(train_idx) // batch_size)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-        amp = T.autocast_dtype(torch.device(device), "auto")
+        device = torch.device(device)
+        precision = T.pick_precision(device, "auto")
         bar = T.progress(steps, "training the evaluator")
         for _ in range(epochs):
             for idx in train_idx[torch.randperm(len(train_idx))].split(batch_size):
@@ -79,7 +77,7 @@ def train_evaluator(images, conditions, device, epochs=10, batch_size=64, holdou
                 if images_32 is not None:
                     small = torch.rand(len(idx), device=device) < 0.5
                     x = torch.where(small[:, None, None, None], upsample_to_64(to_float(images_32[idx]).to(device)), x)
-                with torch.autocast(torch.device(device).type, amp, enabled=amp is not None):
+                with T.autocast(device, precision):
                     probs = net(x)
                 loss = F.binary_cross_entropy(probs.float().clamp(1e-6, 1 - 1e-6), conditions[idx].to(device))
                 opt.zero_grad(set_to_none=True)
@@ -101,27 +99,42 @@ def heldout_accuracy(net, images, conditions, device, seed=0):
     return topk_accuracy(evaluator_probs(net, to_float(images[val_idx]).to(device)).cpu(), conditions[val_idx])
 
 
-def evaluator_for(args_evaluator, data_root, device, epochs=10, retrain=False, train_res="mixed"):
-    """--evaluator PATH, else the one cached in the data folder, else train one there now
-    (train_res: 'mixed' shows every image at 64 px or at 32 px upsampled, half the time each; '64': 64 px only).
+def cached_evaluator_path(data_root, cache_dir=None):
+    """Where the evaluator trained on data_root is cached (the user's cache folder, not the data folder)."""
+    return os.path.join(T.user_cache_dir(cache_dir), f"evaluator_{T.folder_key(data_root)}.pth")
+
+
+def evaluator_for(args_evaluator, data_root, device, epochs=10, retrain=False, cache_dir=None):
+    """--evaluator PATH, else the one trained on data_root and cached (retrained when the data
+    change), else train one now: each image shown at 64 px or at 32 px upsampled, half the time each.
     Returns (evaluator, its held-out accuracy at 64 px, at 32 px upsampled), each None when unknown."""
     if args_evaluator:
         return load_evaluator(args_evaluator, device), None, None
-    path = os.path.join(data_root, EVALUATOR_FILE)
-    if os.path.isfile(path) and not retrain:
-        return read_evaluator(path, device)
-    images, conditions, _ = load_iclevr_cached(data_root, 64)
-    images_32 = load_iclevr_cached(data_root, 32)[0] if train_res == "mixed" else None
-    print(f"training an evaluator on {len(images)} images of {data_root} ({train_res} resolution, "
-          f"cached as {path})...", file=sys.stderr)
-    net, acc, acc_32 = train_evaluator(images, conditions, device, epochs=epochs, images_32=images_32)
-    print(f"evaluator held-out top-k accuracy: {acc:.4f}", file=sys.stderr)
+    path = cached_evaluator_path(data_root, cache_dir)
+    if retrain and os.path.isfile(path):
+        os.remove(path)
+
+    def build():
+        images, conditions, _ = load_iclevr_cached(data_root, 64, cache_dir)
+        images_32 = load_iclevr_cached(data_root, 32, cache_dir)[0]
+        print(f"training an evaluator on {len(images)} images of {data_root} (cached as {path})...", file=sys.stderr)
+        net, acc, acc_32 = train_evaluator(images, conditions, device, epochs=epochs, images_32=images_32)
+        print(f"evaluator held-out top-k accuracy: {acc:.4f}", file=sys.stderr)
+        return {"model": net.cpu().state_dict(), "heldout_accuracy": acc, "heldout_accuracy_32px": acc_32, "epochs": epochs}
+
+    files = iclevr_files(data_root)
+    if files is None:
+        load_iclevr_cached(data_root, 64, cache_dir)  # says in one line what is wrong with the folder
+    data = T.cached(os.path.dirname(path), os.path.basename(path), T.fingerprint(files, "evaluator"), build,
+                    "evaluator cache")
+    with T.isolated_rng():
+        net = build_evaluator()
     try:
-        T.save_checkpoint({"model": net.state_dict(), "heldout_accuracy": acc, "heldout_accuracy_32px": acc_32,
-                           "train_res": train_res, "epochs": epochs}, path)
-    except OSError:
-        print(f"warning: cannot cache the evaluator in {data_root}", file=sys.stderr)
-    return net, acc, acc_32
+        net.load_state_dict(data["model"])
+    except (RuntimeError, KeyError, TypeError) as e:
+        raise T.UserError(f"the evaluator cache {path} does not hold a ResNet-18 ({type(e).__name__}); delete it "
+                          f"to retrain") from None
+    return net.to(device).eval(), data.get("heldout_accuracy"), data.get("heldout_accuracy_32px")
 
 
 @torch.no_grad()
@@ -170,30 +183,28 @@ def main():
     p.add_argument("--draws", type=int, default=10, help="noise draws per condition file")
     p.add_argument("--epochs", type=int, default=10, help="epochs when an evaluator is trained here")
     p.add_argument("--retrain", action="store_true", help="train a new evaluator even if one is cached in --data-root")
-    p.add_argument("--train-res", choices=("mixed", "64"), default="mixed",
-                   help="images the evaluator trains on: mixed = each image at 64 px or at 32 px upsampled to 64, "
-                        "half the time each (the coursework's evaluator was trained at 32 px upsampled); 64 = 64 px only")
+    p.add_argument("--cache-dir", default=None, help="where decoded images and the evaluator are cached (default: user cache)")
     p.add_argument("--also-32px", action="store_true", help="also score the held-out real images after a round trip "
                    "through 32 px: the ceiling of a generator trained with --img-size 32")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=T.DEVICES, default="auto", help="auto: CUDA, then Apple silicon (mps), then the CPU")
     args = p.parse_args()
     device = T.pick_device(args.device)
     ckpt = T.load_checkpoint(args.ckpt, kind="cgan") if args.ckpt else None
     args.data_root = args.data_root or (ckpt or {}).get("data_root") or "data/iclevr-synth"
     if ckpt is None:
         if args.evaluator:
-            images, conditions, _ = load_iclevr_cached(args.data_root, 64)
+            images, conditions, _ = load_iclevr_cached(args.data_root, 64, args.cache_dir)
             acc = topk_accuracy(evaluator_probs(load_evaluator(args.evaluator, device), to_float(images).to(device)).cpu(),
                                 conditions)
             print(f"evaluator top-k accuracy on all {len(images)} images of {args.data_root}: {acc:.4f}")
         else:
             T.check(args.epochs > 0, f"--epochs must be > 0 (got {args.epochs})")
             net, acc, acc32 = evaluator_for(None, args.data_root, device, epochs=args.epochs, retrain=args.retrain,
-                                            train_res=args.train_res)
+                                            cache_dir=args.cache_dir)
             print(f"evaluator held-out top-k accuracy: {acc:.4f}" if acc is not None else "held-out accuracy unknown")
             if args.also_32px:
-                if acc32 is None:  # an evaluator trained on 64 px only does not record it
-                    images, conditions, _ = load_iclevr_cached(args.data_root, 32)
+                if acc32 is None:  # an evaluator file that does not record it
+                    images, conditions, _ = load_iclevr_cached(args.data_root, 32, args.cache_dir)
                     acc32 = heldout_accuracy(net, images, conditions, device)
                 print(f"the same held-out images at 32 px, upsampled to 64 (the best --img-size 32 can reach): {acc32:.4f}")
         return 0
@@ -202,7 +213,7 @@ def main():
     netG, _ = build_cgan(ckpt["config"])
     netG.load_state_dict(T.generator_weights(ckpt))
     netG = netG.to(device)
-    evaluator = evaluator_for(args.evaluator, args.data_root, device)[0]
+    evaluator = evaluator_for(args.evaluator, args.data_root, device, cache_dir=args.cache_dir)[0]
     objects = ckpt["objects"]
     for name in ("test.json", "new_test.json"):
         conditions = load_conditions(os.path.join(SPEC_DIR, name), objects)

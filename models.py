@@ -213,6 +213,7 @@ class CondGenerator(nn.Module):
 
     def __init__(self, noise_dim, n_classes, img_size=64, width=64, upsample=False, g_cond="concat"):
         super().__init__()
+        self.noise_dim = noise_dim
         Net = UpsampleGenerator if upsample else DCGANGenerator
         self.net = Net(noise_dim + n_classes, out_channels=3, img_size=img_size, width=width,
                        n_classes=n_classes if g_cond == "cbn" else 0)
@@ -311,16 +312,16 @@ def evaluator_probs(evaluator, images, batch_size=64):
 # InfoGAN latent input: [incompressible noise z | one-hot categorical code | continuous codes]
 # ----------------------------------------------------------------------------------------
 
-def sample_noise(n, dim, kind, device=None, generator=None, scale=1.0):
-    """Incompressible noise: scale * U(-1, 1) or scale * N(0, 1)."""
+def sample_noise(n, dim, kind, device=None, generator=None):
+    """Incompressible noise: U(-1, 1) or N(0, 1)."""
     if kind == "uniform":
-        return scale * (torch.rand(n, dim, device=device, generator=generator) * 2 - 1)
-    return scale * torch.randn(n, dim, device=device, generator=generator)
+        return torch.rand(n, dim, device=device, generator=generator) * 2 - 1
+    return torch.randn(n, dim, device=device, generator=generator)
 
 
 def infogan_noise(n, config, device=None, generator=None):
-    """n noise vectors as the InfoGAN run of `config` draws them (its dim, kind and scale)."""
-    return sample_noise(n, config["noise_dim"], config["noise"], device, generator, config.get("noise_scale", 1.0))
+    """n noise vectors as the InfoGAN run of `config` draws them (its dim and kind)."""
+    return sample_noise(n, config["noise_dim"], config["noise"], device, generator)
 
 
 def infogan_latent(noise, cat_code, cont_code, n_cat):

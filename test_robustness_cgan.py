@@ -1,17 +1,29 @@
-"""The cGAN side of "nothing lost, nothing cryptic": bad i-CLEVR input and evaluator files give one
-line and exit code 2 through the real command lines; resuming train_cgan.py is bit-exact."""
+"""The cGAN side of "nothing lost, nothing cryptic": bad i-CLEVR input, flags and evaluator files give
+one line and exit code 2 (main() run in-process, test_guards.cli, and one case through the real entry
+point); resuming train_cgan.py is bit-exact."""
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import training as T
-from conftest import run
+from conftest import REPO, run
+from test_guards import cli
 
 ENV = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-TINY = ["--img-size", 32, "--batch-size", 16, "--g-width", 16, "--d-width", 16, "--seed", 5, "--precision", "fp32"]
+# explicit model flags, so a change of train_cgan.py's defaults does not change what these tests run
+TINY = ["--img-size", 32, "--batch-size", 16, "--g-width", 16, "--d-width", 16, "--g-upsample", "--g-cond", "cbn",
+        "--seed", 5, "--precision", "fp32", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """ENV plus a cache folder of this module's own (decoded images, evaluators)."""
+    return {**ENV, "GAN_CACHE_DIR": str(tmp_path_factory.mktemp("cgan_cache"))}
 
 
 def broken_copy(src, dst, damage):
@@ -47,70 +59,89 @@ DAMAGE = {
 
 
 def assert_one_line_error(proc, phrase):
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and phrase in errors[0], proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and phrase in lines[0], proc.stderr
 
 
 @pytest.mark.parametrize("case", sorted(DAMAGE))
-def test_bad_iclevr_folder_is_one_clear_line(iclevr_root, tmp_path, case):
+def test_bad_iclevr_folder_is_one_clear_line(iclevr_root, tmp_path, env, case):
     damage, phrase = DAMAGE[case]
     root = broken_copy(iclevr_root, str(tmp_path / "data"), damage)
-    proc = run("train_cgan.py", "--data-root", root, "--no-eval", "--out", tmp_path / "run", *TINY, env=ENV, check=False)
+    proc = cli("train_cgan.py", "--data-root", root, "--no-eval", "--out", tmp_path / "run", *TINY, env=env)
     assert_one_line_error(proc, phrase)
 
 
-def test_missing_iclevr_folder_says_how_to_make_one(tmp_path):
-    proc = run("train_cgan.py", "--data-root", tmp_path / "nope", "--out", tmp_path / "run", env=ENV, check=False)
+def test_missing_iclevr_folder_says_how_to_make_one(tmp_path, env):
+    """Through the real entry point (`python train_cgan.py`), as a user types it."""
+    proc = run("train_cgan.py", "--data-root", tmp_path / "nope", "--out", tmp_path / "run", *TINY, env=env, check=False)
     assert_one_line_error(proc, "make-iclevr")
 
 
 @pytest.mark.parametrize("flags,phrase", [
-    (["--aux-weight", 0, "--aux-weight-g", 1], "only --aux-weight > 0 trains"),
-    (["--aux-weight", 0, "--aux-fake", 1], "only --aux-weight > 0 trains"),
-    (["--aux-fake", -1], "must be >= 0"),
+    (["--aux-weight", -1], "--aux-weight and --gp-weight must be >= 0"),
+    (["--gp-weight", -1], "--aux-weight and --gp-weight must be >= 0"),
+    (["--n-critic", 0], "--n-critic must be > 0"),
+    (["--eval-draws", 0], "--eval-draws must be > 0"),
+    (["--g-ema", 1], "--g-ema must be in [0, 1)"),
+    (["--lr-d", 0], "--lr-g and --lr-d must be > 0"),
+    (["--loss", "wgan-gp", "--d-norm", "batch"], "gradient penalty is per sample"),
+    (["--batch-size", 1000], "larger than the data set"),
 ])
-def test_bad_aux_flags_are_one_clear_line(tmp_path, flags, phrase):
-    """Checked before any data is read, so the folder need not exist."""
-    proc = run("train_cgan.py", "--data-root", tmp_path / "nope", "--out", tmp_path / "run", *flags, env=ENV, check=False)
+def test_bad_cgan_flags_are_one_clear_line(iclevr_root, tmp_path, env, flags, phrase):
+    proc = cli("train_cgan.py", "--data-root", iclevr_root, "--no-eval", "--out", tmp_path / "run", "--epochs", 1,
+               *TINY, *flags, env=env)
     assert_one_line_error(proc, phrase)
 
 
 @pytest.mark.parametrize("content,phrase", [
     ({"model": {"fc.0.weight": torch.zeros(10, 512)}}, "does not hold a ResNet-18"),
     ({"weights": {}}, "not an evaluator file"),
-    (None, "cannot read evaluator"),
+    (None, "cannot load evaluator"),
 ])
-def test_bad_evaluator_file_is_one_clear_line(iclevr_root, tmp_path, content, phrase):
+def test_bad_evaluator_file_is_one_clear_line(iclevr_root, tmp_path, env, content, phrase):
     path = tmp_path / "checkpoint.pth"
     if content is None:
         path.write_bytes(b"\x00garbage" * 10)
     else:
         torch.save(content, path)
-    proc = run("train_cgan.py", "--data-root", iclevr_root, "--evaluator", path, "--out", tmp_path / "run", *TINY,
-               env=ENV, check=False)
+    proc = cli("train_cgan.py", "--data-root", iclevr_root, "--evaluator", path, "--out", tmp_path / "run", *TINY, env=env)
     assert_one_line_error(proc, phrase)
 
 
-def test_infogan_checkpoint_to_cgan_commands_is_refused(infogan_run, tmp_path):
-    out, _ = infogan_run
-    proc = run("train_cgan.py", "--resume", out, env=ENV, check=False)
+def test_infogan_checkpoint_to_cgan_commands_is_refused(tmp_path, env):
+    from models import build_infogan
+    config = dict(arch="paper", noise_dim=8, n_cat=10, n_cont=2, noise="uniform", img_size=28)
+    with T.isolated_rng():
+        netG, _ = build_infogan(config)
+    os.makedirs(tmp_path / "infogan")
+    g = str(tmp_path / "infogan" / "g.pt")
+    torch.save(dict(kind="infogan", config=config, netG=netG.state_dict(), epoch=1, code_to_digit=None), g)
+    proc = cli("train_cgan.py", "--resume", g, env=env)
     assert_one_line_error(proc, "use it with train_infogan.py")
-    proc = run("evaluate.py", "--ckpt", os.path.join(out, "g.pt"), env=ENV, check=False)
+    proc = cli("evaluate.py", "--ckpt", g, env=env)
     assert_one_line_error(proc, "use it with train_infogan.py")
 
 
-def test_cgan_resume_is_bit_exact(iclevr_root, tmp_path):
+def test_cgan_resume_is_bit_exact(iclevr_root, tmp_path, env):
     """wgan-gp (n_critic 2 across epoch boundaries: 3 steps per epoch) with G's moving average,
-    for 2 epochs in one go, against 1 epoch + --resume."""
-    common = ["--data-root", iclevr_root, "--no-eval", "--loss", "wgan-gp", "--n-critic", 2, "--g-ema", 0.9, *TINY]
-    run("train_cgan.py", *common, "--epochs", 2, "--out", tmp_path / "full", env=ENV)
-    run("train_cgan.py", *common, "--epochs", 1, "--out", tmp_path / "half", env=ENV)
-    run("train_cgan.py", *common, "--epochs", 2, "--resume", tmp_path / "half", env=ENV)
+    for 2 epochs in one go, against 1 epoch + --resume. The first two run side by side."""
+    common = ["--data-root", iclevr_root, "--no-eval", "--loss", "wgan-gp", "--n-critic", 2, "--g-ema", 0.9,
+              "--d-norm", "instance", *TINY]
+    procs = [subprocess.Popen([sys.executable, os.path.join(REPO, "train_cgan.py"), *map(str, args)], text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "PYTHONHASHSEED": "0", **env})
+             for args in ([*common, "--epochs", 2, "--out", tmp_path / "full"],
+                          [*common, "--epochs", 1, "--out", tmp_path / "half"])]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+    run("train_cgan.py", *common, "--epochs", 2, "--resume", tmp_path / "half", env=env)
     full, half = T.load_checkpoint(str(tmp_path / "full")), T.load_checkpoint(str(tmp_path / "half"))
     assert half["epoch"] == full["epoch"] == 2
     for net in ("netG", "netD", "netG_ema"):
+        assert full[net].keys() == half[net].keys()
         for key, value in full[net].items():
             assert torch.equal(value, half[net][key]), (net, key)
     assert half["history"] == full["history"]

@@ -3,16 +3,26 @@
 Run folders, atomic checkpoints, resume, RNG state, image grids, CSV logs, curves, GIFs,
 progress bars, Ctrl-C handling and one-line errors. Nothing here knows about a specific GAN.
 """
+import os
+
+# Ops the Apple-silicon (MPS) backend lacks then run on the CPU, with PyTorch's one-line warning,
+# instead of stopping the run. It is read when torch loads, so the scripts import this module first.
+os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+
 import argparse
 import copy
 import csv
-import os
+import glob
+import hashlib
+import json
+import platform
 import random
 import shlex
 import shutil
 import signal
 import sys
 import tempfile
+import time
 
 import numpy as np
 import torch
@@ -37,6 +47,9 @@ def run_cli(main):
         sys.exit(2)
     except TrainingStopped as e:  # NaN, Ctrl-C or SIGTERM inside training: already saved and said
         sys.exit(e.exit_code)
+    finally:
+        for lock in HELD_LOCKS:
+            lock.release()
     sys.exit(code or 0)
 
 
@@ -61,29 +74,125 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def add_output_flags(group, name, cache_what):
+    """--out, --resume, --overwrite and --cache-dir, the same for both trainers."""
+    group.add_argument("--out", default=None, help=f"run folder (default: runs/{name}, or runs/{name}-2, ... if taken)")
+    group.add_argument("--resume", default=None, metavar="PATH", help="continue a run: its folder or its ckpt.pt")
+    group.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files are removed)")
+    group.add_argument("--cache-dir", default=None, help=f"where {cache_what} are cached (default: the user cache folder)")
+
+
+def add_machine_flags(parser, seed_help="random seed"):
+    group = parser.add_argument_group("machine")
+    group.add_argument("--seed", type=int, default=1, help=seed_help)
+    group.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA, then Apple silicon (mps), then the CPU")
+    group.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="auto: bf16 where native, fp16 + gradient scaling on older GPUs, else fp32")
+
+
 def check(condition, message):
     if not condition:
         raise UserError(message)
 
 
-# ---------------------------------------------------------------------------- devices, RNG
+# ---------------------------------------------------------------------------- devices, precision, RNG
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+def mps_available():
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
 
 def pick_device(name):
+    """auto: a CUDA GPU, else Apple silicon (MPS), else the CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu"
     check(name != "cuda" or torch.cuda.is_available(), "--device cuda was asked for but no CUDA GPU is available")
+    check(name != "mps" or mps_available(), "--device mps was asked for but this machine has no Apple-silicon GPU")
     return torch.device(name)
 
 
-def autocast_dtype(device, precision):
-    """bf16 autocast where the hardware does it natively (CUDA, or a CPU with AMX/AVX512-BF16);
-    'fp32' turns it off. Losses and optimizer state always stay in fp32."""
-    if precision == "fp32":
-        return None
+def cpu_has_native_bf16():
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def pick_precision(device, name):
+    """auto: bf16 autocast where bf16 is native (CUDA compute capability >= 8.0, CPUs with
+    AVX512-BF16/AMX); fp16 autocast with a gradient scaler on older CUDA GPUs (T4, V100, GTX 10xx,
+    RTX 20xx), where bf16 is only emulated and slower than fp32; fp32 elsewhere (MPS included)."""
+    if name != "auto":
+        return name
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    return torch.bfloat16 if (native or precision == "bf16") else None
+        return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
+
+
+AUTOCAST_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+def autocast(device, precision):
+    """The forward passes' context: autocast to bf16/fp16, or nothing for fp32 (losses are always
+    computed in fp32, optimizer state stays fp32)."""
+    dtype = AUTOCAST_DTYPE[precision]
+    return torch.autocast(device.type, dtype, enabled=dtype is not None)
+
+
+def make_scaler(device, precision):
+    """fp16 needs loss scaling (its range is small enough for gradients to underflow); a step whose
+    gradients overflowed is skipped by the scaler and the scale lowered. None for bf16/fp32."""
+    return torch.amp.GradScaler(device.type) if precision == "fp16" else None
+
+
+class Amp:
+    """Mixed precision for a training step: the forward passes' autocast, and for fp16 one gradient
+    scaler per optimizer (made on first use), so a step is `with amp.autocast(): ...` then amp.step(loss, opt)."""
+
+    def __init__(self, device, precision):
+        self.device, self.precision, self.scalers = device, precision, {}
+
+    def autocast(self):
+        return autocast(self.device, self.precision)
+
+    def step(self, loss, optimizer):
+        if optimizer not in self.scalers:
+            self.scalers[optimizer] = make_scaler(self.device, self.precision)
+        backward_step(loss, optimizer, self.scalers[optimizer])
+
+
+def backward_step(loss, optimizer, scaler=None):
+    """zero_grad, backward, step: through the gradient scaler when there is one."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+
+def device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"Apple silicon GPU (MPS), {platform.machine()}"
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model}, {torch.get_num_threads()} threads"
+
+
+def describe_machine(device, precision):
+    """What the run's first lines say and its checkpoint records: where it ran and in which precision."""
+    return {"device": device.type, "device_name": device_name(device), "precision": precision,
+            "torch": str(torch.__version__)}
 
 
 def seed_everything(seed):
@@ -99,31 +208,34 @@ def isolated_rng():
 
 
 def rng_state():
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every random stream the run draws from, as plain types and tensors (loadable with
+    weights_only=True): Python's, NumPy's, torch's CPU and CUDA generators."""
+    numpy_state = np.random.get_state(legacy=False)
+    state = {"python": list(random.getstate()), "torch": torch.get_rng_state(),
+             "numpy": {"bit_generator": numpy_state["bit_generator"], "key": torch.from_numpy(
+                 numpy_state["state"]["key"].astype(np.int64)), "pos": int(numpy_state["state"]["pos"]),
+                 "has_gauss": int(numpy_state["has_gauss"]), "gauss": float(numpy_state["gauss"])}}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state):
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    numpy_state = state["numpy"]
+    if isinstance(numpy_state, dict):
+        np.random.set_state({"bit_generator": numpy_state["bit_generator"], "has_gauss": numpy_state["has_gauss"],
+                             "gauss": numpy_state["gauss"], "state": {
+                                 "key": numpy_state["key"].numpy().astype(np.uint32), "pos": numpy_state["pos"]}})
+    else:  # a checkpoint written before the states were stored as plain types
+        np.random.set_state(numpy_state)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # ---------------------------------------------------------------------------- files
-
-def make_run_dir(path):
-    try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path):
-            pass
-    except OSError as e:
-        raise UserError(f"cannot write to output folder {path}: {e.strerror or e}") from None
-    return path
-
 
 def atomic_write(path, write):
     """write(tmp_path) then rename over path: a crash (even SIGKILL) leaves the old file intact."""
@@ -146,17 +258,46 @@ def save_checkpoint(obj, path):
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+# Checkpoints written before RNG states were stored as plain types hold NumPy arrays and scalars:
+# these NumPy functions rebuild an array or a number from its bytes and run nothing else
+# (PyTorch's documentation names them as safe to allow).
+NUMPY_SAFE_GLOBALS = [np._core.multiarray._reconstruct, np._core.multiarray.scalar, np.ndarray, np.dtype,
+                      type(np.dtype(np.uint32)), type(np.dtype(np.float64)), type(np.dtype(np.int64))] \
+    if hasattr(np, "_core") else []
+
+
+def load_file(path, what):
+    """torch.load with weights_only=True: tensors, numbers, strings, lists and dicts come back; a file
+    that holds anything else (a pickle that could run code) is refused with one line, unrun."""
+    check(os.path.isfile(path), f"{what} not found: {path}")
+    check(os.path.getsize(path) > 0, f"{what} is empty: {path}")
+    import warnings
+    try:
+        # torch's own warnings about the file's pickle protocol would only bury the one line said below
+        with torch.serialization.safe_globals(NUMPY_SAFE_GLOBALS), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle_refusals() as e:
+        if "Unsupported global" in str(e):  # the weights-only unpickler refused to build an object
+            reason = "it holds Python objects other than tensors, numbers, strings, lists and dicts, and loading it could run code"
+        else:
+            reason = f"truncated or not a torch file ({type(e).__name__})"
+        raise UserError(f"cannot load {what} {path}: {reason}") from None
+
+
+def pickle_refusals():
+    import pickle
+    import zipfile
+    return (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, AttributeError, TypeError,
+            zipfile.BadZipFile, OSError, UnicodeDecodeError, IndexError)
+
+
 def load_checkpoint(path, kind=None):
     """Load a checkpoint written by this toolkit; a run folder means its ckpt.pt.
     kind ('infogan' or 'cgan') refuses a checkpoint of the other model."""
     if os.path.isdir(path):
         path = os.path.join(path, CHECKPOINT)
-    check(os.path.isfile(path), f"checkpoint not found: {path}")
-    check(os.path.getsize(path) > 0, f"checkpoint is empty: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # truncated zip, pickle of something else, random bytes...
-        raise UserError(f"cannot read checkpoint {path} (truncated or not a checkpoint): {type(e).__name__}") from None
+    ckpt = load_file(path, "checkpoint")
     check(isinstance(ckpt, dict) and "kind" in ckpt and "config" in ckpt,
           f"{path} is not a checkpoint of this toolkit (no 'kind'/'config' inside)")
     if kind is not None and ckpt["kind"] != kind:
@@ -164,6 +305,183 @@ def load_checkpoint(path, kind=None):
         raise UserError(f"{path} is a {ckpt['kind']} checkpoint, not {kind}; use it with {other}")
     ckpt["path"] = path
     return ckpt
+
+
+def user_cache_dir(override=None):
+    """Where caches go (--cache-dir, else $GAN_CACHE_DIR, else the platform's usual user cache folder):
+    never into a data folder, which may be read-only or someone else's."""
+    if override or os.environ.get("GAN_CACHE_DIR"):
+        return override or os.environ["GAN_CACHE_DIR"]
+    if sys.platform == "darwin":
+        base = os.path.expanduser("~/Library/Caches")
+    elif os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA", os.path.expanduser("~"))
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(base, "gan-coursework")
+
+
+def fingerprint(paths, *extra):
+    """A digest of what a cache is made from: every file's path, size and modification time (plus
+    `extra`, e.g. an image size); a file added, removed, replaced or touched changes it."""
+    h = hashlib.sha256(json.dumps([str(e) for e in extra]).encode())
+    for p in paths:
+        st = os.stat(p)
+        h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def folder_key(path):
+    """A short name for a data folder in the cache: one cache file per folder, replaced when its data change."""
+    return hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:12]
+
+
+def cached(cache_dir, name, digest, build, what):
+    """build() once and keep it in cache_dir/name with its fingerprint; rebuilt when the fingerprint
+    differs or the file cannot be loaded safely (one-line warning). Returns build()'s dict."""
+    path = os.path.join(cache_dir, name)
+    if os.path.isfile(path):
+        try:
+            data = load_file(path, what)
+            if isinstance(data, dict) and data.get("fingerprint") == digest:
+                return data
+            print(f"note: {what} {path} was made from other data; rebuilding it", file=sys.stderr)
+        except UserError as e:
+            print(f"warning: {e}; rebuilding it", file=sys.stderr)
+    data = dict(build(), fingerprint=digest)
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        save_checkpoint(data, path)
+    except OSError as e:
+        print(f"warning: cannot write the {what} to {cache_dir} ({e.strerror or e}); it is rebuilt next time "
+              f"(--cache-dir chooses another folder)", file=sys.stderr)
+    return data
+
+
+# ---------------------------------------------------------------------------- run folders
+
+LOCK = "run.lock"
+# what a run writes into its folder: a folder holding any of these holds a run, and --overwrite
+# removes exactly these (never other files the user keeps there)
+RUN_OUTPUTS = (CHECKPOINT, GENERATOR, "g_best.pt", "losses.csv", "accuracy.csv", "curves.png", "progress.gif",
+               "report.md", "report", "grids", "grid_*.png", "sample_*.png", "sample_*.npz")
+
+
+def run_files(path):
+    return sorted(f for pattern in RUN_OUTPUTS for f in glob.glob(os.path.join(glob.escape(path), pattern)))
+
+
+def claim_run_dir(out, default, resume=False, overwrite=False):
+    """The folder this run writes to, locked for it alone (see RunLock). With no --out (out is
+    None) the first of default, default-2, default-3, ... that holds no run; an --out that holds
+    another run is refused unless this is its --resume, or --overwrite clears it first."""
+    if out is None:
+        for i in range(1, 10000):
+            candidate = default if i == 1 else f"{default}-{i}"
+            if os.path.isdir(candidate) and (run_files(candidate) or os.path.exists(os.path.join(candidate, LOCK))):
+                continue
+            make_run_dir(candidate)
+            try:
+                lock = RunLock(candidate)
+            except UserError:  # another run took it a moment ago
+                continue
+            if run_files(candidate):
+                lock.release()
+                continue
+            return candidate, lock
+    make_run_dir(out)
+    lock = RunLock(out)
+    existing = run_files(out)
+    if existing and not resume:
+        if not overwrite:
+            lock.release()
+            raise UserError(f"{out} already holds a run ({', '.join(os.path.basename(f) for f in existing[:3])}"
+                            f"{', ...' if len(existing) > 3 else ''}); continue it with --resume {out}, "
+                            f"or replace it with --overwrite")
+        for f in existing:
+            shutil.rmtree(f) if os.path.isdir(f) else os.remove(f)
+        print(f"--overwrite: removed the previous run's {len(existing)} files from {out}", file=sys.stderr)
+    return out, lock
+
+
+def process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+class RunLock:
+    """One writer per run folder: FOLDER/run.lock holds the owner's process id, created atomically
+    (O_EXCL). A lock whose process is gone (killed with -9, say) is stale and taken over with a note.
+    Released on every exit path: release() from run_cli, and atexit for anything else."""
+
+    def __init__(self, folder):
+        self.path = os.path.join(folder, LOCK)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self.owner()
+                if owner is not None and owner != os.getpid() and process_alive(owner):
+                    raise UserError(f"{folder} is in use by another run (process {owner}); wait for it to end, "
+                                    f"stop it, or choose another --out") from None
+                print(f"note: taking over the stale lock of {folder} (process {owner} is no longer running)",
+                      file=sys.stderr)
+                try:
+                    os.remove(self.path)
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            import atexit
+            atexit.register(self.release)
+            HELD_LOCKS.append(self)
+            return
+        raise UserError(f"{folder} is in use by another run (its lock {self.path} keeps being taken)")
+
+    def owner(self):
+        try:
+            with open(self.path) as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def release(self):
+        if self.owner() == os.getpid():
+            try:
+                os.remove(self.path)
+            except FileNotFoundError:
+                pass
+
+
+HELD_LOCKS = []
+
+
+def make_run_dir(path):
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise UserError(f"cannot write to output folder {path}: {e.strerror or e}") from None
+    return path
+
+
+def write_logs(out, state, loss_columns, accuracy_columns, curve_panels):
+    """losses.csv (one row per iteration), accuracy.csv (one per evaluated epoch) and curves.png,
+    whose panels curve_panels(iterations, history array, accuracy array or None) chooses."""
+    write_csv(os.path.join(out, "losses.csv"), ("epoch", "iteration") + tuple(loss_columns), state["history"])
+    if state["accuracy"]:
+        write_csv(os.path.join(out, "accuracy.csv"), accuracy_columns, state["accuracy"])
+    if state["history"]:
+        h = np.asarray(state["history"], dtype=float)
+        a = np.asarray(state["accuracy"], dtype=float) if state["accuracy"] else None
+        plot_curves(os.path.join(out, "curves.png"), curve_panels(h[:, 1], h, a))
 
 
 def write_csv(path, header, rows):
@@ -200,6 +518,7 @@ def plot_curves(path, panels):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)), squeeze=False)
     for ax, (title, x_label, series) in zip(axes[:, 0], panels):
         for name, (xs, ys) in series.items():
@@ -213,6 +532,8 @@ def plot_curves(path, panels):
                 ax.plot(xs, ys, marker="o" if len(ys) < 30 else None, label=name)
         ax.set_title(title)
         ax.set_xlabel(x_label)
+        if x_label == "epoch":  # whole epochs on the axis, not 1.0, 1.2, ...
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
@@ -251,20 +572,9 @@ class StopRequest:
 
 
 def resume_command(run_dir):
-    """The command line that continues this run: the same script and flags plus --resume."""
-    argv, out = [sys.executable.split("/")[-1]] + sys.argv, []
-    skip = False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a == "--resume":
-            skip = True
-            continue
-        if a.startswith("--resume="):
-            continue
-        out.append(a)
-    return " ".join(shlex.quote(a) for a in out + ["--resume", run_dir])
+    """The command that continues this run: on --resume every flag comes from the checkpoint."""
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "train.py"
+    return f"python {script} --resume {shlex.quote(run_dir)}"
 
 
 def given_flags(parser):
@@ -297,20 +607,6 @@ def warn_resume_conflicts(saved_config, given, keys):
         if key in given and given[key] != saved_config.get(key):
             print(f"warning: --{key.replace('_', '-')} {given[key]} ignored: the checkpoint was trained with "
                   f"{saved_config.get(key)}", file=sys.stderr)
-
-
-def restore(ckpt, state, models, optimizers, betas):
-    """--resume: load the models' and optimisers' states (this command's learning rates and betas
-    win), and the RNG streams; returns the training state (the keys of `state`) from the checkpoint.
-    models: {checkpoint key: module}; optimizers: {checkpoint key: (optimizer, learning rate)}."""
-    for key, net in models.items():
-        net.load_state_dict(ckpt[key])
-    for key, (optimizer, lr) in optimizers.items():
-        optimizer.load_state_dict(ckpt[key])
-        set_optimizer_hparams(optimizer, lr, betas)
-    set_rng_state(ckpt["rng"])
-    print(f"resuming {ckpt['path']} at epoch {ckpt['epoch'] + 1}, step {ckpt['step']}", file=sys.stderr)
-    return {k: ckpt[k] for k in state}
 
 
 def generator_weights(ckpt):
@@ -351,6 +647,9 @@ def is_finite_rows(stats):
     return int(bad.nonzero()[0]) if bad.any() else None
 
 
+LOG_EVERY = 25  # steps between the host's looks at the statistics (progress bar, NaN check)
+
+
 class StepStats:
     """Per-step training statistics kept on the device; the host reads them only every log_every
     steps (progress bar, NaN check), so a GPU never waits for the CPU inside the loop."""
@@ -388,7 +687,8 @@ class StepStats:
 def train_epoch(state, epoch, n_items, step_fn, columns, args, stop, device, out, save_partial):
     """Run one epoch's steps, from state["step"] on, over a random permutation of the n_items
     training examples (kept in state, so an interrupted epoch resumes on the same batches).
-    step_fn(batch_indices, step) does one training step and returns the statistics of `columns`.
+    step_fn(batch_indices, iteration) does one training step (iteration counts over the whole run)
+    and returns the statistics of `columns`.
     Appends them to state["history"]; state["step"] is the next step (0 after a full epoch).
     Returns the epoch's rows. Raises TrainingStopped when the loss became NaN/inf (the last good
     checkpoint is kept) or when a stop request came mid-epoch (after save_partial() and the resume hint)."""
@@ -397,9 +697,9 @@ def train_epoch(state, epoch, n_items, step_fn, columns, args, stop, device, out
     if state["perm"] is None:
         state["perm"] = torch.randperm(n_items)
     state["perm"] = state["perm"].to(device)
-    stats = StepStats(columns, steps_per_epoch, first_step, args.log_every, device, f"epoch {epoch + 1}/{args.epochs}")
+    stats = StepStats(columns, steps_per_epoch, first_step, LOG_EVERY, device, f"epoch {epoch + 1}/{args.epochs}")
     for step in range(first_step, steps_per_epoch):
-        stats.record(step, *step_fn(state["perm"][step * bs:(step + 1) * bs], step))
+        stats.record(step, *step_fn(state["perm"][step * bs:(step + 1) * bs], epoch * steps_per_epoch + step))
         bad_step = stats.check(force=bool(stop))
         if bad_step is not None:
             stats.bar.close()
@@ -424,25 +724,9 @@ def stop_after_epoch(stop, out, epoch, steps_per_epoch):
         raise TrainingStopped(stop.exit_code)
 
 
-def end_epoch(out, state, epoch, score, save, write_logs):
-    """After an epoch's evaluation: best-so-far bookkeeping (score None: no evaluation), then
-    ckpt.pt and g.pt, g_best.pt when this epoch is the best, the logs and curves."""
-    if score is not None and score > state["best"]["accuracy"]:
-        state["best"] = {"accuracy": score, "epoch": epoch}
-    save(final_step_of_epoch=True)
-    keep_best(out, state, epoch)
-    write_logs(out, state)
-
-
 def epoch_line(epoch, epochs, seconds, n_images):
     """The start of the one summary line per epoch: "epoch 3/20 | 47.1s, 505 img/s"."""
     return f"epoch {epoch}/{epochs} | {seconds:.1f}s, {n_images / seconds:.0f} img/s"
-
-
-def keep_best(out, state, epoch):
-    """g_best.pt: a copy of g.pt from the epoch with the best score so far."""
-    if state["best"]["epoch"] == epoch:
-        atomic_write(os.path.join(out, "g_best.pt"), lambda tmp: shutil.copyfile(os.path.join(out, GENERATOR), tmp))
 
 
 def nan_message(epoch, step, steps_per_epoch, out):
@@ -457,3 +741,129 @@ def nan_message(epoch, step, steps_per_epoch, out):
 def interrupted(out, epoch, step, steps_per_epoch):
     where = f"epoch {epoch}, step {step}/{steps_per_epoch}" if step else f"after epoch {epoch}"
     print(f"\ninterrupted at {where}; saved. Resume with:\n  {resume_command(out)}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- the run
+
+def start_run(kind, get_parser, validate, model_keys, default_out):
+    """Everything both trainers do before their data and models: parse the flags (on --resume: the
+    checkpoint's, where not typed again), claim and lock the run folder, pick device and precision,
+    seed, and say where the run goes. Returns (args, ckpt or None, device, machine)."""
+    args = get_parser().parse_args()
+    check(not (args.resume and args.overwrite), "--resume continues a run and --overwrite replaces it: give one")
+    ckpt = load_checkpoint(args.resume, kind=kind) if args.resume else None
+    if ckpt:
+        args = resume_args(args, ckpt, get_parser(), model_keys)
+    validate(args, ckpt)
+    device = pick_device(args.device)
+    precision = pick_precision(device, args.precision)
+    args.out, _ = claim_run_dir(args.out, default_out, resume=ckpt is not None, overwrite=args.overwrite)
+    os.makedirs(os.path.join(args.out, "grids"), exist_ok=True)
+    seed_everything(args.seed)
+    machine = describe_machine(device, precision)
+    scaler_note = ", with a gradient scaler" if precision == "fp16" else ""
+    print(f"run folder: {args.out} | device: {device.type} ({machine['device_name']}) | precision: "
+          f"{precision}{' autocast' if precision != 'fp32' else ''}{scaler_note}", flush=True)
+    return args, ckpt, device, machine
+
+
+def to_device(nets, device):
+    """Models onto the device; channels_last on CUDA, where cuDNN's convolutions run faster in it."""
+    nets = [net.to(device) for net in nets]
+    return [net.to(memory_format=torch.channels_last) for net in nets] if device.type == "cuda" else nets
+
+
+class Run:
+    """What both trainers share around their own training step: the moving average of G, gradient
+    scalers (fp16), checkpoints (ckpt.pt to resume, g.pt to sample, g_best.pt), resume, the epoch
+    loop with its progress bar, NaN stop, Ctrl-C and summary line, the logs, the GIF and the report.
+
+    nets: {checkpoint key: module}, "netG" among them; optimizers: {key: (optimizer, learning rate)};
+    state: the trainer's own training state on top of the shared one; extra: constant fields of
+    ckpt.pt (fixed noise, object names...); g_keys: the fields of state/extra that g.pt also needs."""
+
+    def __init__(self, kind, args, config, device, machine, ckpt, nets, optimizers, state, extra, g_keys, g_ema):
+        self.kind, self.args, self.config, self.device, self.machine = kind, args, config, device, machine
+        self.out, self.nets, self.optimizers, self.extra, self.g_keys = args.out, nets, optimizers, extra, g_keys
+        self.amp = Amp(device, machine["precision"])
+        # the averaged G is what gets judged, drawn and saved: its weights wobble less than the trained G's
+        self.netG_ema = make_ema(nets["netG"], g_ema)
+        self.netG_eval = self.netG_ema if self.netG_ema is not None else nets["netG"]
+        self.state = {"epoch": 0, "step": 0, "perm": None, "history": [], "accuracy": [], "epoch_seconds": [],
+                      "best": {"accuracy": -1.0, "epoch": None}, **state}
+        self.command = ["python"] + [os.path.basename(sys.argv[0])] + sys.argv[1:]
+        if ckpt:
+            self.restore(ckpt)
+
+    def restore(self, ckpt):
+        """--resume: models, optimisers (this command's learning rates and betas win), scalers, the
+        moving average, RNG streams and the training state, from the checkpoint."""
+        betas = (self.args.beta1, self.args.beta2)
+        for key, net in self.nets.items():
+            net.load_state_dict(ckpt[key])
+        for key, (optimizer, lr) in self.optimizers.items():
+            optimizer.load_state_dict(ckpt[key])
+            set_optimizer_hparams(optimizer, lr, betas)
+            scaler = make_scaler(self.device, self.amp.precision)
+            if scaler is not None and ckpt.get("scalers", {}).get(key):
+                scaler.load_state_dict(ckpt["scalers"][key])
+            self.amp.scalers[optimizer] = scaler
+        if self.netG_ema is not None:  # a run that had no average yet starts it from the current G
+            self.netG_ema.load_state_dict(ckpt.get("netG_ema") or self.nets["netG"].state_dict())
+        set_rng_state(ckpt["rng"])
+        self.state.update({k: ckpt[k] for k in self.state if k in ckpt})
+        self.command = ckpt.get("command", self.command)
+        print(f"resuming {ckpt['path']} at epoch {ckpt['epoch'] + 1}, step {ckpt['step']}", file=sys.stderr)
+
+    def save(self, end_of_epoch):
+        """ckpt.pt (everything, to resume) and, at an epoch's end, g.pt (what sample.py needs),
+        both atomically and both plain data (loadable with weights_only=True)."""
+        full = dict(kind=self.kind, config=self.config, args=vars(self.args), command=self.command,
+                    machine=self.machine, rng=rng_state(), **self.extra, **self.state,
+                    netG_ema=self.netG_ema.state_dict() if self.netG_ema is not None else None,
+                    scalers={k: self.amp.scalers[opt].state_dict() for k, (opt, _) in self.optimizers.items()
+                             if self.amp.scalers.get(opt) is not None},
+                    **{k: net.state_dict() for k, net in self.nets.items()},
+                    **{k: opt.state_dict() for k, (opt, _) in self.optimizers.items()})
+        save_checkpoint(full, os.path.join(self.out, CHECKPOINT))
+        if end_of_epoch:
+            both = {**self.extra, **self.state}
+            save_checkpoint(dict(kind=self.kind, config=self.config, netG=self.netG_eval.state_dict(),
+                                 epoch=self.state["epoch"], machine=self.machine, **{k: both[k] for k in self.g_keys}),
+                            os.path.join(self.out, GENERATOR))
+
+    def fit(self, n_items, columns, step_fn, end_of_epoch, write_logs, gif_frames):
+        """The epoch loop. step_fn(batch indices, iteration) -> statistics of `columns`;
+        end_of_epoch(epoch, mean statistics) -> (score or None, text for the summary line), after
+        which come the checkpoints, g_best.pt, write_logs(out, state), the GIF of gif_frames() so far,
+        the report and the line."""
+        args, out, state = self.args, self.out, self.state
+        steps_per_epoch, stop = n_items // args.batch_size, StopRequest()
+        for epoch in range(state["epoch"], args.epochs):
+            t0 = time.time()
+            rows = train_epoch(state, epoch, n_items, step_fn, columns, args, stop, self.device, out,
+                               save_partial=lambda: (self.save(end_of_epoch=False), write_logs(out, state)))
+            seconds = time.time() - t0
+            state.update(epoch=epoch + 1, perm=None)
+            state["epoch_seconds"].append([epoch + 1, round(seconds, 2)])
+            score, summary = end_of_epoch(epoch + 1, np.mean(rows, axis=0))
+            if score is not None and score > state["best"]["accuracy"]:
+                state["best"] = {"accuracy": float(score), "epoch": epoch + 1}
+            self.save(end_of_epoch=True)
+            if state["best"]["epoch"] == epoch + 1:
+                atomic_write(os.path.join(out, "g_best.pt"),
+                             lambda tmp: shutil.copyfile(os.path.join(out, GENERATOR), tmp))
+            write_logs(out, state)
+            make_gif(gif_frames(), os.path.join(out, "progress.gif"))
+            write_report(out)
+            print(epoch_line(epoch + 1, args.epochs, seconds, len(rows) * args.batch_size) + summary, flush=True)
+            stop_after_epoch(stop, out, epoch + 1, steps_per_epoch)
+
+
+def write_report(out):
+    """report.md in the run folder (report.py), rewritten every epoch; a failure there is said, never fatal."""
+    import report
+    try:
+        report.write_report(out)
+    except Exception as e:  # the report is a convenience: it must never cost the run
+        print(f"warning: report.md not written ({type(e).__name__}: {e})", file=sys.stderr)

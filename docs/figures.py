@@ -1,0 +1,90 @@
+"""The summary figures of docs/results.md, computed from the training logs in docs/ (nothing typed by hand).
+
+    python docs/figures.py
+
+InfoGAN: code->digit accuracy after epoch 3 (and 10) per seed, how many seeds reach 0.90, the mean.
+cGAN: per run, the first epoch at which test.json and new_test.json are both >= 0.80, the best epoch
+(mean of the two), and the minutes of training to each, summed from the log's epoch times (the
+training loop only: evaluation, saving and start-up come on top; the wall-clock total is the log's
+/usr/bin/time line where it has one).
+"""
+import os
+import re
+
+DOCS = os.path.dirname(os.path.abspath(__file__))
+EPOCH = re.compile(r"epoch (\d+)/(\d+) \| ([0-9.]+)s, .*?(?:code->digit acc ([0-9.]+))?$")
+CGAN = re.compile(r"epoch (\d+)/\d+ \| ([0-9.]+)s, .*\| test ([0-9.]+)\+-([0-9.]+) \| new_test ([0-9.]+)\+-([0-9.]+)")
+
+# InfoGAN runs with the default flags: log file -> the seeds of its runs, in order (seed ranges are
+# in the file names; each run's own command line is in the log)
+INFOGAN_LOGS = {
+    "ttq_amd_seed1.log": [1], "infogan_ema_seeds2-3_amd.log": [2, 3], "infogan_ema_seeds4-6.log": [4, 5, 6],
+    "infogan_ema_seeds7-12.log": list(range(7, 13)), "infogan_ema_seeds13-20_amd.log": list(range(13, 21)),
+}
+INFOGAN_10_EPOCHS = {"ttq_amd_seed1.log": 1, "infogan_ema_seed2.log": 2, "infogan_ema_seed3.log": 3}
+CGAN_LOGS = {"cgan32_recipe.log": "seed 1", "cgan32_recipe_seed2.log": "seed 2"}
+
+
+def runs(path):
+    """The accuracies per epoch of each run in a log (a run starts at 'epoch 1/')."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            m = EPOCH.search(line.strip())
+            if m and m.group(4):
+                if m.group(1) == "1":
+                    out.append([])
+                out[-1].append(float(m.group(4)))
+    return out
+
+
+def infogan():
+    after3 = {}
+    for name, seeds in INFOGAN_LOGS.items():
+        found = runs(os.path.join(DOCS, name))
+        assert len(found) == len(seeds), (name, len(found))
+        for seed, accs in zip(seeds, found):
+            after3[seed] = accs[2]
+    print("InfoGAN, default flags, code->digit accuracy after epoch 3 per seed:")
+    print("  " + ", ".join(f"{s}: {a:.3f}" for s, a in sorted(after3.items())))
+    hits = [s for s, a in after3.items() if a >= 0.90]
+    print(f"  >= 0.90 after 3 epochs: {len(hits)} of {len(after3)} seeds; mean {sum(after3.values()) / len(after3):.3f}; "
+          f"misses: seeds {', '.join(str(s) for s in sorted(set(after3) - set(hits)))}")
+    for name, seed in INFOGAN_10_EPOCHS.items():
+        accs = runs(os.path.join(DOCS, name))[0]
+        print(f"  seed {seed}, 10 epochs: " + " ".join(f"{a:.3f}" for a in accs) + f"  ({name})")
+
+
+def cgan():
+    for name, label in CGAN_LOGS.items():
+        rows, wall = [], None
+        with open(os.path.join(DOCS, name)) as f:
+            for line in f:
+                m = CGAN.search(line)
+                if m:
+                    rows.append((int(m.group(1)), float(m.group(2)), float(m.group(3)), float(m.group(4)),
+                                 float(m.group(5)), float(m.group(6))))
+                if "Elapsed (wall clock)" in line:
+                    wall = line.split("): ")[1].strip()
+        minutes, total = {}, 0.0
+        for epoch, seconds, *_ in rows:
+            total += seconds
+            minutes[epoch] = total / 60
+        both = next((r for r in rows if r[2] >= 0.80 and r[4] >= 0.80), None)
+        best = max(rows, key=lambda r: (r[2] + r[4]) / 2)
+        best60 = max((r for r in rows if r[0] <= 60), key=lambda r: (r[2] + r[4]) / 2)
+        print(f"cGAN default flags, {label} ({name}): {len(rows)} epochs, {minutes[rows[-1][0]]:.1f} min of training loop"
+              + (f", {wall} wall clock in all" if wall else ""))
+        if both:
+            print(f"  both >= 0.80 first at epoch {both[0]} ({minutes[both[0]]:.1f} min of training loop): "
+                  f"{both[2]:.3f} / {both[4]:.3f}")
+        for label, r in (("within --epochs 60", best60), ("of the run", best)):
+            print(f"  best {label}: epoch {r[0]} ({minutes[r[0]]:.1f} min): "
+                  f"test {r[2]:.3f} +- {r[3]:.3f}, new_test {r[4]:.3f} +- {r[5]:.3f}")
+        print("  curve (epoch: test / new_test): " + ", ".join(
+            f"{r[0]}: {r[2]:.2f}/{r[4]:.2f}" for r in rows if r[0] % 10 == 0 or r[0] == rows[-1][0]))
+
+
+if __name__ == "__main__":
+    infogan()
+    cgan()

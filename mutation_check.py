@@ -1,0 +1,236 @@
+"""Do the tests fail when what matters breaks? Break it on purpose, one piece at a time, and see.
+
+    python mutation_check.py                  # every mutation (several minutes on 2 cores)
+    python mutation_check.py -k nan -k topk   # the mutations whose name contains one of these
+    python mutation_check.py --list           # the mutations and the tests meant to catch each
+
+Each mutation replaces one exact piece of source text (file, old text, new text) in a temporary copy
+of the repository (.git, runs/ and data/ left out) and runs only the tests meant to catch it:
+`python -m pytest -q -x FILES -k EXPR`. The verdicts:
+
+    caught   those tests failed with the code broken
+    MISSED   they passed: nothing guards this behaviour
+    STALE    the old text is not (or not exactly once) in the file any more: the source moved on,
+             update the mutation
+    ERROR    pytest could not run them (no test selected, timeout, internal error)
+
+The selected tests first run on the unbroken copy: a mutation is only judged by tests that pass
+without it. Exit code: 0 all caught; 1 something MISSED or ERROR; 2 the unbroken copy fails its
+tests; 3 only STALE mutations besides caught ones. Not part of the default pytest run (its name does
+not start with test_).
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+REPO = os.path.dirname(os.path.abspath(__file__))
+GUARDS, ROBUST, CGAN = "test_guards.py", "test_robustness.py", "test_robustness_cgan.py"
+
+
+@dataclass
+class Mutation:
+    name: str
+    file: str
+    old: str
+    new: str
+    tests: tuple  # test files
+    k: str = ""   # pytest -k expression ("" = all tests of the files)
+
+
+MUTATIONS = [
+    # -- code -> digit accuracy
+    Mutation("code->digit: values matched to digits by identity", "train_infogan.py",
+             "rows, cols = linear_sum_assignment(counts, maximize=True)",
+             "rows, cols = np.arange(n_cat), np.arange(n_cat) % 10", (GUARDS,), "code_digit_accuracy"),
+    Mutation("code->digit: each value to its majority digit (not one-to-one)", "train_infogan.py",
+             "rows, cols = linear_sum_assignment(counts, maximize=True)",
+             "rows, cols = np.arange(n_cat), counts.argmax(1)", (GUARDS,), "code_digit_accuracy"),
+    # -- sample.py
+    Mutation("sample --digit D draws code D, ignoring the stored map", "sample.py",
+             "        code = codes[0]", "        code = args.digit", (GUARDS,), "sample_digit"),
+    Mutation("sample --digit: range check dropped", "sample.py",
+             '        T.check(0 <= args.digit <= 9, f"--digit must be 0-9 (got {args.digit})")', "        pass",
+             (ROBUST,), "sample-digit-10 or sample-digit-negative"),
+    # -- atomic checkpoints
+    Mutation("checkpoint written in place, not through a temp file", "training.py",
+             "    atomic_write(path, lambda tmp: torch.save(obj, tmp))", "    torch.save(obj, path)",
+             (GUARDS,), "checkpoint_write"),
+    Mutation("atomic_write writes the target, then renames the temp file over it", "training.py",
+             "        write(tmp)\n", "        write(path)\n", (GUARDS,), "checkpoint_write"),
+    # -- NaN stop
+    Mutation("NaN message: iteration counted from the wrong epoch", "training.py",
+             "(iteration {(epoch - 1) * steps_per_epoch + step + 1})", "(iteration {epoch * steps_per_epoch + step + 1})",
+             (GUARDS,), "nan_stop"),
+    Mutation("NaN message: step off by one", "training.py",
+             'where = f"epoch {epoch}, step {step + 1} (iteration', 'where = f"epoch {epoch}, step {step} (iteration',
+             (GUARDS,), "nan_stop"),
+    Mutation("NaN check disabled", "training.py",
+             "        bad = is_finite_rows(window)", "        bad = None", (GUARDS,), "nan_stop"),
+    Mutation("NaN check skips the first step of each window", "training.py",
+             "        start = max(self.first, self.done - self.log_every)",
+             "        start = max(self.first, self.done - self.log_every + 1)", (GUARDS,), "nan_stop"),
+    Mutation("NaN stop saves the NaN state over the last good checkpoint", "training.py",
+             "            print(nan_message(epoch + 1, bad_step, steps_per_epoch, out), file=sys.stderr)",
+             "            save_partial()\n"
+             "            print(nan_message(epoch + 1, bad_step, steps_per_epoch, out), file=sys.stderr)",
+             (ROBUST,), "nan_in_later_epoch"),
+    # -- resume and RNG
+    Mutation("resume does not restore the RNG streams", "training.py",
+             '        set_rng_state(ckpt["rng"])', "        pass", (ROBUST,), "sigint"),
+    Mutation("set_rng_state skips Python's random", "training.py",
+             "    random.setstate((python[0], tuple(python[1]), python[2]))", "    pass", (GUARDS,), "rng_state"),
+    Mutation("set_rng_state skips NumPy", "training.py",
+             '        np.random.set_state({"bit_generator": numpy_state["bit_generator"]',
+             '        (lambda state: None)({"bit_generator": numpy_state["bit_generator"]', (GUARDS,), "rng_state"),
+    Mutation("set_rng_state skips torch", "training.py",
+             '    torch.set_rng_state(state["torch"])', "    pass", (GUARDS,), "rng_state"),
+    Mutation("Ctrl-C stops at once instead of finishing the step and saving", "training.py",
+             "        self.signum = signum", "        raise KeyboardInterrupt", (ROBUST,), "sigint"),
+    Mutation("stopped mid-epoch without saving", "training.py",
+             "        save_partial()\n        interrupted(", "        interrupted(", (ROBUST,), "sigint"),
+    Mutation("a dead run's lock is never stale (kill -9 blocks --resume)", "training.py",
+             "    except ProcessLookupError:\n        return False", "    except ProcessLookupError:\n        return True",
+             (ROBUST,), "kill_between"),
+    Mutation("--resume ignores contradicting flags silently", "training.py",
+             "        if key in given and given[key] != saved_config.get(key):",
+             "        if key in given and given[key] != given[key]:", (ROBUST,), "contradicting"),
+    # -- the evaluator's top-k
+    Mutation("top-k with k = 1", "models.py",
+             "        top = p.topk(int(y.sum().item())).indices", "        top = p.topk(1).indices",
+             (GUARDS,), "topk or generator_accuracy or evaluate_cli"),
+    Mutation("top-k counts every top output as a hit", "models.py",
+             "        hits[i, top] = y[top].float()", "        hits[i, top] = 1.0",
+             (GUARDS,), "topk or generator_accuracy or evaluate_cli"),
+    # -- bad input
+    Mutation("--noise-dim range check dropped", "train_infogan.py",
+             '    T.check(args.noise_dim > 0, f"--noise-dim must be > 0 (got {args.noise_dim})")', "    pass",
+             (ROBUST,), "train-noise-dim-0"),
+    Mutation("cGAN --lr-g/--lr-d range check dropped", "train_cgan.py",
+             '    T.check(args.lr_g > 0 and args.lr_d > 0, "--lr-g and --lr-d must be > 0")', "    pass",
+             (CGAN,), "bad_cgan_flags"),
+    Mutation("a data root that is a file is not checked", "data.py",
+             "        check(os.path.isdir(root) and os.access(root, os.R_OK | os.X_OK), ",
+             "        check(True, ", (ROBUST,), "data-root-is-a-file"),
+    Mutation("an unreadable checkpoint escapes as a traceback", "training.py",
+             "    except pickle_refusals() as e:", "    except () as e:", (ROBUST,), "train-resume"),
+]
+
+
+def copy_repo(dst):
+    shutil.copytree(REPO, dst, ignore=shutil.ignore_patterns(".git", "runs", "data", "__pycache__", ".pytest_cache"))
+    return dst
+
+
+def pytest(repo, files, k, timeout):
+    """(exit code or None on timeout, seconds, last lines of output)."""
+    argv = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *files] + (["-k", k] if k else [])
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(argv, cwd=repo, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return None, time.monotonic() - t0, "timed out"
+    return proc.returncode, time.monotonic() - t0, "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+
+
+def applies(repo, m):
+    """Whether m.old is in its file exactly once."""
+    path = os.path.join(repo, m.file)
+    return os.path.isfile(path) and open(path).read().count(m.old) == 1
+
+
+def apply(repo, m):
+    """Replace m.old by m.new in the copy; the original text to restore, or None when m.old is not
+    in the file exactly once."""
+    path = os.path.join(repo, m.file)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        text = f.read()
+    if text.count(m.old) != 1:
+        return None
+    with open(path, "w") as f:
+        f.write(text.replace(m.old, m.new))
+    return text
+
+
+def restore(repo, m, text):
+    with open(os.path.join(repo, m.file), "w") as f:
+        f.write(text)
+
+
+def selection(m):
+    return " ".join(m.tests) + (f" -k '{m.k}'" if m.k else "")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-k", action="append", default=[], help="only mutations whose name contains this (repeatable)")
+    p.add_argument("--list", action="store_true", help="list the mutations and exit")
+    p.add_argument("--timeout", type=int, default=900, help="seconds per pytest run")
+    p.add_argument("--verbose", action="store_true", help="print pytest's last lines for every mutation")
+    args = p.parse_args()
+    mutations = [m for m in MUTATIONS if not args.k or any(k.lower() in m.name.lower() for k in args.k)]
+    if args.list:
+        for m in mutations:
+            print(f"{m.name}\n    {m.file}; caught by: {selection(m)}")
+        return 0
+    if not mutations:
+        print("no mutation matches", file=sys.stderr)
+        return 1
+
+    with tempfile.TemporaryDirectory(prefix="mutation_check_") as tmp:
+        repo = copy_repo(os.path.join(tmp, "repo"))
+        results = []
+        stale = {id(m) for m in mutations if not applies(repo, m)}
+        live = [m for m in mutations if id(m) not in stale]
+
+        # the tests that judge the mutations must pass on the unbroken code
+        groups = {}
+        for m in live:
+            groups.setdefault(m.tests, []).append(m.k)
+        for files, ks in groups.items():
+            k = "" if "" in ks else " or ".join(f"({k})" for k in dict.fromkeys(ks))
+            code, seconds, tail = pytest(repo, files, k, args.timeout)
+            print(f"baseline {' '.join(files)}: {'pass' if code == 0 else f'FAIL (exit {code})'} ({seconds:.0f} s)",
+                  flush=True)
+            if code != 0:
+                print(tail)
+                print("the unbroken code fails the selected tests: no verdicts", file=sys.stderr)
+                return 2
+
+        for m in mutations:
+            if id(m) in stale:
+                results.append((m, "STALE", 0.0))
+                print(f"{m.name}: STALE", flush=True)
+                continue
+            original = apply(repo, m)
+            try:
+                code, seconds, tail = pytest(repo, m.tests, m.k, args.timeout)
+            finally:
+                restore(repo, m, original)
+            verdict = {0: "MISSED", 1: "caught"}.get(code, f"ERROR ({'timeout' if code is None else f'exit {code}'})")
+            results.append((m, verdict, seconds))
+            print(f"{m.name}: {verdict} ({seconds:.0f} s)", flush=True)
+            if args.verbose or verdict != "caught":
+                print("    " + tail.replace("\n", "\n    "))
+
+    width = max(len(m.name) for m, _, _ in results)
+    print(f"\n{'mutation':{width}s} | result | seconds | tests")
+    print(f"{'-' * width}-+--------+---------+------")
+    for m, verdict, seconds in results:
+        print(f"{m.name:{width}s} | {verdict:6s} | {seconds:7.0f} | {selection(m)}")
+    verdicts = [v for _, v, _ in results]
+    missed = sum(v == "MISSED" or v.startswith("ERROR") for v in verdicts)
+    n_stale = verdicts.count("STALE")
+    print(f"\n{verdicts.count('caught')} caught, {missed} missed or errored, {n_stale} stale, of {len(results)}")
+    return 1 if missed else 3 if n_stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
