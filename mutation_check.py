@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 GUARDS, ROBUST, CGAN = "test_guards.py", "test_robustness.py", "test_robustness_cgan.py"
+FILES, DEVICES, REPORT = "test_files.py", "test_devices.py", "test_report.py"
 
 
 @dataclass
@@ -118,6 +119,40 @@ MUTATIONS = [
              "        check(True, ", (ROBUST,), "data-root-is-a-file"),
     Mutation("an unreadable checkpoint escapes as a traceback", "training.py",
              "    except pickle_refusals() as e:", "    except () as e:", (ROBUST,), "train-resume"),
+    # -- files that could run code, caches, run folders
+    Mutation("files loaded with weights_only=False", "training.py",
+             'torch.load(path, map_location="cpu", weights_only=True)',
+             'torch.load(path, map_location="cpu", weights_only=False)', (FILES,), "crafted"),
+    Mutation("a cache whose data changed is used as it is", "training.py",
+             'if isinstance(data, dict) and data.get("fingerprint") == digest:', "if isinstance(data, dict):",
+             (FILES,), "follows_it"),
+    Mutation("a new run writes into a folder that holds a run", "training.py",
+             "    if existing and not resume:", "    if False:", (FILES,), "explicit_out"),
+    Mutation("a run's files go unseen: the default folder is reused instead of runs/NAME-2", "training.py",
+             "    return sorted(f for pattern in RUN_OUTPUTS", "    return [] and sorted(f for pattern in RUN_OUTPUTS",
+             (FILES,), "same_command_twice"),
+    Mutation("a live process's lock is taken over", "training.py",
+             "if owner is not None and owner != os.getpid() and process_alive(owner):", "if False:",
+             (FILES,), "in_use"),
+    Mutation("the lock is never released at exit", "training.py",
+             "        for lock in HELD_LOCKS:\n            lock.release()", "        pass", (FILES,), "same_command_twice"),
+    # -- devices and precision
+    Mutation("auto precision: bf16 on every CUDA GPU (emulated on a T4)", "training.py",
+             'return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"', 'return "bf16"',
+             (DEVICES,), "auto_precision"),
+    Mutation("auto device skips Apple silicon", "training.py",
+             'name = "cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu"',
+             'name = "cuda" if torch.cuda.is_available() else "cpu"', (DEVICES,), "auto_device"),
+    Mutation("fp16 without a gradient scaler", "training.py",
+             'return torch.amp.GradScaler(device.type) if precision == "fp16" else None', "return None",
+             (DEVICES,), "overflow or fp16_infogan"),
+    Mutation("resume does not restore the gradient scalers", "training.py",
+             "                scaler.load_state_dict(ckpt[\"scalers\"][key])", "                pass",
+             (DEVICES,), "fp16_cgan"),
+    # -- report
+    Mutation("report grid rows in code order despite the map", "report.py",
+             "def row_order(n_cat, code_to_digit):", "def row_order(n_cat, code_to_digit, _unused=None):\n    code_to_digit = None",
+             (REPORT,), "rows_follow"),
 ]
 
 

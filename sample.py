@@ -16,6 +16,8 @@ digit order, named "digit 7 (code 3)", the swept code's values under the columns
 each --json image (--plain: the bare image grid). FILE.npz writes the raw uint8 `images` (N, C, H, W)
 in the figure's order, with the categorical `codes` (InfoGAN) or the multi-hot `conditions` (cGAN).
 """
+import training as T  # first: it sets up the Apple-silicon fallback before torch loads
+
 import argparse
 import os
 
@@ -23,7 +25,6 @@ import numpy as np
 import torch
 
 import report as R
-import training as T
 from models import infogan_latent, infogan_noise
 
 
@@ -35,7 +36,7 @@ def get_parser():
     p.add_argument("--report", action="store_true", help="write report.md, the hand-in page, in the run folder")
     p.add_argument("--n", type=int, default=None, help="number of images (default 64; cGAN --labels: 8)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed of the noise (default 0)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="where to run the generator (default cpu)")
+    p.add_argument("--device", choices=T.DEVICES, default="cpu", help="where to run the generator (default cpu)")
     g = p.add_argument_group("InfoGAN")
     g.add_argument("--grid", action="store_true", help="fixed-noise grid: rows digits 0-9, columns c1 swept")
     g.add_argument("--code", type=int, default=None, metavar="K", help="images of categorical value K (0-based)")

@@ -65,6 +65,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
     """--help of the trainers: every flag's default, and the script's docstring with its line breaks
     (the example commands would otherwise run together)."""
 
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help  # no "(default: None)" after a help that already says what happens
+        return super()._get_help_string(action)
+
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with one-line errors: 'error: ... (see --help)', exit code 2, no usage dump."""
