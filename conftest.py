@@ -56,12 +56,12 @@ def run(script, *args, timeout=300, env=None, check=True, cwd=None):
     return proc
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def mnist_root(tmp_path_factory):
     return write_fake_mnist(str(tmp_path_factory.mktemp("mnist")))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def infogan_run(tmp_path_factory, mnist_root):
     """One real epoch of train_infogan.py on the tiny MNIST, shared by several tests."""
     out = str(tmp_path_factory.mktemp("runs") / "infogan")
@@ -70,7 +70,7 @@ def infogan_run(tmp_path_factory, mnist_root):
     return out, proc
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def iclevr_root(tmp_path_factory):
     """A tiny synthetic i-CLEVR (real layout), rendered through the real command line."""
     root = str(tmp_path_factory.mktemp("iclevr") / "synth")
@@ -78,7 +78,7 @@ def iclevr_root(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tiny_evaluator(tmp_path_factory, iclevr_root):
     """A (barely trained) evaluator in the coursework's {'model': state_dict} format."""
     import torch
@@ -88,9 +88,9 @@ def tiny_evaluator(tmp_path_factory, iclevr_root):
     return path
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def private_cache(tmp_path_factory):
-    """Caches (decoded i-CLEVR, evaluators, the digit classifier) go to a folder of the test session,
+    """Caches (decoded i-CLEVR, evaluators, the digit classifier) go to a folder of this test run,
     never to the user's cache folder; the scripts run by the tests inherit it."""
     os.environ["GAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     yield

@@ -86,7 +86,7 @@ def validate(args, ckpt=None):
     args.beta1 = beta1 if args.beta1 is None else args.beta1
     args.beta2 = beta2 if args.beta2 is None else args.beta2
     args.d_norm = ckpt["config"]["d_norm"] if ckpt else d_norm if args.d_norm == "auto" else args.d_norm
-    if args.img_size is None:  # a GPU trains at the evaluator's 64 px; a CPU at 32 px, four times cheaper per image
+    if args.img_size is None:  # a GPU trains at the evaluator's 64 px; a CPU at 32 px, where the hour's figure was measured
         args.img_size = ckpt["config"]["img_size"] if ckpt else 32 if T.pick_device(args.device).type == "cpu" else 64
     T.check(not (args.loss == "wgan-gp" and args.d_norm == "batch"),
             "--loss wgan-gp needs a D without batch norm (the gradient penalty is per sample): use --d-norm instance")

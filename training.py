@@ -15,6 +15,7 @@ import csv
 import glob
 import hashlib
 import json
+import pickle
 import platform
 import random
 import shlex
@@ -23,6 +24,8 @@ import signal
 import sys
 import tempfile
 import time
+import warnings
+import zipfile
 
 import numpy as np
 import torch
@@ -271,30 +274,28 @@ NUMPY_SAFE_GLOBALS = [np._core.multiarray._reconstruct, np._core.multiarray.scal
     if hasattr(np, "_core") else []
 
 
+# what torch.load raises for a file it will not or cannot read: a refused object, a truncated or
+# foreign file, random bytes
+LOAD_FAILURES = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, AttributeError, TypeError,
+                 zipfile.BadZipFile, OSError, UnicodeDecodeError, IndexError)
+
+
 def load_file(path, what):
     """torch.load with weights_only=True: tensors, numbers, strings, lists and dicts come back; a file
     that holds anything else (a pickle that could run code) is refused with one line, unrun."""
     check(os.path.isfile(path), f"{what} not found: {path}")
     check(os.path.getsize(path) > 0, f"{what} is empty: {path}")
-    import warnings
     try:
         # torch's own warnings about the file's pickle protocol would only bury the one line said below
         with torch.serialization.safe_globals(NUMPY_SAFE_GLOBALS), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle_refusals() as e:
+    except LOAD_FAILURES as e:
         if "Unsupported global" in str(e):  # the weights-only unpickler refused to build an object
             reason = "it holds Python objects other than tensors, numbers, strings, lists and dicts, and loading it could run code"
         else:
             reason = f"truncated or not a torch file ({type(e).__name__})"
         raise UserError(f"cannot load {what} {path}: {reason}") from None
-
-
-def pickle_refusals():
-    import pickle
-    import zipfile
-    return (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, AttributeError, TypeError,
-            zipfile.BadZipFile, OSError, UnicodeDecodeError, IndexError)
 
 
 def load_checkpoint(path, kind=None):
