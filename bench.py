@@ -62,7 +62,7 @@ def bench_infogan_fast(arch, images, bs, device, precision, warmup, iters, flags
     args = infogan_args(arch=arch, batch_size=bs, precision=precision, **flags)
     config = dict(arch=arch, noise_dim=62, n_cat=10, n_cont=2, noise="uniform")
     torch.manual_seed(0)
-    netG, netD = (m.to(device) for m in build_infogan(config))
+    netG, netD = T.to_device(build_infogan(config), device)  # as the trainer places them
     d_params = list(netD.body.parameters()) + list(netD.d_head.parameters())
     optD = torch.optim.Adam(d_params, lr=args.lr_d, betas=(args.beta1, args.beta2))
     optGQ = torch.optim.Adam(list(netG.parameters()) + list(netD.q_head.parameters()), lr=args.lr_g,
@@ -135,7 +135,7 @@ def cgan_setup(img_size, device):
     config = {k: getattr(args, k) for k in train_cgan.MODEL_KEYS}
     config["n_classes"] = 24
     torch.manual_seed(0)
-    netG, netD = (m.to(device) for m in build_cgan(config))
+    netG, netD = T.to_device(build_cgan(config), device, channels_last_on_cpu=True)  # as the trainer does
     optG = torch.optim.Adam(netG.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
     optD = torch.optim.Adam(netD.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
     return args, config, netG, netD, optG, optD
@@ -291,7 +291,7 @@ def main():
         devices = [torch.device("cpu")] + ([T.pick_device("auto")] if T.pick_device("auto").type != "cpu" else [])
     else:
         devices = [T.pick_device(args.device)]
-    mnist, _ = load_mnist(args.data_root, train=True)
+    mnist = load_mnist(args.data_root, train=True)[0] if args.only != "cgan" else None
     print(f"torch {torch.__version__}, fast loop in " + ", ".join(
         f"{d.type} ({T.device_name(d)}): {T.pick_precision(d, args.precision)}" for d in devices))
     print(f"{'model':28s} {'device':6s} {'batch':>5s} {'fast img/s':>11s} {'ref img/s':>10s} {'speed-up':>8s}")

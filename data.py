@@ -170,15 +170,51 @@ SHAPES = ("cube", "sphere", "cylinder")
 OBJECT_NAMES = [f"{color} {shape}" for shape in SHAPES for color in COLORS]
 
 _SS = 2  # supersampling factor: draw big, shrink with LANCZOS for anti-aliasing
-_ELEV = np.radians(35)  # camera elevation; decides how much of the top faces we see
-_COS, _SIN = np.cos(_ELEV), np.sin(_ELEV)
-# World axes: x right, y away from the camera, z up. Light comes from upper left front.
-_LIGHT = np.array([-0.5, -0.35, 0.8]) / np.linalg.norm([-0.5, -0.35, 0.8])
-# The same light seen from the camera (x right, y down the screen, z towards us).
-_LIGHT_VIEW = np.array([_LIGHT[0], -(_LIGHT[2] * _COS + _LIGHT[1] * _SIN),
-                        _LIGHT[2] * _SIN - _LIGHT[1] * _COS])
 _AMBIENT, _DIFFUSE = 0.58, 0.5  # a high ambient term keeps dark colours apart
 _HIDE_MAX = 0.3  # max occluded share of an object's bounding box
+
+# Domain randomisation: what real CLEVR scenes vary, each drawn per image (per object for the size)
+# uniformly from (low, high); low == high fixes it. The defaults span a wide range of looks, so a
+# model tuned here is not tuned to one camera and one lamp.
+LOOK_RANGES = {
+    "object_size": (0.55, 1.1),        # x the base size (58-88 px at the front of a 320x240 scene)
+    "camera_elevation": (25.0, 50.0),  # degrees the camera looks down at the floor
+    "camera_distance": (0.85, 1.25),   # x the base distance; everything shrinks as 1/distance
+    "light_azimuth": (-180.0, 0.0),    # degrees: -180 from the left, -90 from the camera, 0 from the right
+    "light_elevation": (30.0, 75.0),   # degrees above the floor
+    "light_strength": (0.75, 1.25),    # x the ambient and direct light, on floor and objects
+}
+LOOK_LIMITS = {  # beyond these, scenes stop looking like CLEVR (or objects no longer fit)
+    "object_size": (0.3, 1.3), "camera_elevation": (15.0, 70.0), "camera_distance": (0.8, 2.0),
+    "light_azimuth": (-360.0, 360.0), "light_elevation": (10.0, 90.0), "light_strength": (0.4, 1.6),
+}
+METAL_SHARE = 0.5  # share of metallic objects (darker, with sharp highlights); the rest are matte rubber
+# Today's single look, for comparison: --object-size 1 1 --camera-elevation 35 35 --camera-distance 1 1
+# --light-azimuth -145 -145 --light-elevation 53 53 --light-strength 1 1 --metal 0
+
+
+def check_look(ranges, metal_share):
+    for key, (lo, hi) in ranges.items():
+        flag = "--" + key.replace("_", "-")
+        low, high = LOOK_LIMITS[key]
+        check(low <= lo <= hi <= high, f"{flag} needs {low:g} <= LO <= HI <= {high:g} (got {lo:g} {hi:g})")
+    check(0 <= metal_share <= 1, f"--metal must be in [0, 1] (got {metal_share:g})")
+
+
+def draw_look(rng, ranges, metal_share):
+    """One scene's camera and light (a dict of plain numbers and vectors)."""
+    v = {key: float(rng.uniform(*ranges[key])) for key in LOOK_RANGES}
+    elev, az, light_elev = np.radians([v["camera_elevation"], v["light_azimuth"], v["light_elevation"]])
+    cos, sin = np.cos(elev), np.sin(elev)
+    # World axes: x right, y away from the camera, z up.
+    light = np.array([np.cos(az) * np.cos(light_elev), np.sin(az) * np.cos(light_elev), np.sin(light_elev)])
+    to_eye = np.array([0.0, -cos, sin])
+    half = (light + to_eye) / np.linalg.norm(light + to_eye)  # Blinn's half vector
+    # The same vectors seen from the camera: x right, y down the screen, z towards the viewer.
+    view = lambda w: np.array([w[0], -(w[2] * cos + w[1] * sin), w[2] * sin - w[1] * cos])  # noqa: E731
+    return {"cos": cos, "sin": sin, "light": light, "half": half, "light_view": view(light),
+            "half_view": view(half), "strength": v["light_strength"], "light_elevation": light_elev,
+            "object_size": ranges["object_size"], "distance": v["camera_distance"], "metal_share": metal_share}
 
 
 def _shade(rgb, f):
@@ -189,8 +225,17 @@ def _shade(rgb, f):
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _brightness(normal):
-    return _AMBIENT + _DIFFUSE * max(float(np.dot(normal, _LIGHT)), 0.0)
+def _light(lambert, spec, look, metal):
+    """Brightness factor from the diffuse (n.l) and highlight (n.h) cosines: rubber is matte; metal is
+    darker with a sharp highlight, as CLEVR's metal objects reflect a dim room."""
+    lambert, spec = np.clip(lambert, 0, None), np.clip(spec, 0, None)
+    if metal:
+        return look["strength"] * (0.8 * _AMBIENT + 0.5 * _DIFFUSE * lambert) + 1.1 * spec ** 30
+    return look["strength"] * (_AMBIENT + _DIFFUSE * lambert) + 0.25 * spec ** 40
+
+
+def _face_light(normal, look, metal):
+    return float(_light(np.dot(normal, look["light"]), np.dot(normal, look["half"]), look, metal))
 
 
 def _outline(rgb):
@@ -200,25 +245,24 @@ def _outline(rgb):
 
 @lru_cache(maxsize=4)
 def _floor(width, height):
-    """Floor lit by a soft spotlight, plus a darkened copy to paint shadows with."""
+    """Floor brightness (before the light's strength) under a soft spotlight, as float32."""
     h, w = height * _SS, width * _SS
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     r2 = ((x / w - 0.48) / 0.9) ** 2 + ((y / h - 0.4) / 0.8) ** 2
     value = 158 - 60 * r2 - 8 * (y / h)  # brightest near the middle, falling off softly
     value += np.random.default_rng(0).normal(0, 1.2, value.shape)  # faint render grain
-    rgb = np.clip(value, 0, 255)[..., None] * np.array([1.0, 1.0, 1.02], np.float32)
-    floor = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
-    return floor, Image.fromarray((np.asarray(floor) * 0.55).astype(np.uint8))
+    return value[..., None] * np.array([1.0, 1.0, 1.02], np.float32)
 
 
-def _geometry(obj):
+def _geometry(obj, look):
     """Screen geometry (1x pixels) of an object whose footprint's lowest point is (u, v)."""
     u, v, s, shape = obj["u"], obj["v"], obj["size"], obj["shape"]
+    cos, sin = look["cos"], look["sin"]
     if shape == "sphere":
         r = s / 2
         return {"center": (u, v - r), "r": r, "box": (u - r, v - 2 * r, u + r, v)}
     if shape == "cylinder":
-        r, ry, height = 0.45 * s, 0.45 * s * _SIN, 0.85 * s * _COS
+        r, ry, height = 0.45 * s, 0.45 * s * sin, 0.85 * s * cos
         top, bottom = v - ry - height, v - ry
         return {"u": u, "r": r, "ry": ry, "top": top, "bottom": bottom,
                 "box": (u - r, top - ry, u + r, v)}
@@ -229,15 +273,15 @@ def _geometry(obj):
     corners = square @ np.array([[c, sn], [-sn, c]])
 
     def project(p, z):
-        return np.array([p[0], -(z * _COS + p[1] * _SIN)])
+        return np.array([p[0], -(z * cos + p[1] * sin)])
 
     faces = []
     for a, b in zip(corners, np.roll(corners, -1, axis=0)):
         normal = np.array([b[1] - a[1], a[0] - b[0], 0]) / side  # outward, corners run CCW
         if normal[1] < 0:  # faces the camera
             faces.append(([project(a, 0), project(b, 0), project(b, side), project(a, side)],
-                          _brightness(normal)))
-    faces.append(([project(p, side) for p in corners], _brightness(np.array([0, 0, 1.0]))))
+                          _face_light(normal, look, obj["metal"])))
+    faces.append(([project(p, side) for p in corners], _face_light(np.array([0, 0, 1.0]), look, obj["metal"])))
     points = np.array([p for poly, _ in faces for p in poly])
     shift = np.array([u, v - points[:, 1].max()])
     faces = [([p + shift for p in poly], f) for poly, f in faces]
@@ -258,21 +302,24 @@ def _too_hidden(objs, width, height):
     return False
 
 
-def _layout(names, rng, width, height):
+def _layout(names, rng, look, width, height):
     """Place objects on the floor so each stays on screen and mostly visible; back to front."""
-    horizon = -0.5 * height  # above the image: the camera looks down at the floor
+    # Above the image: the camera looks down at the floor, and the steeper it looks, the further up.
+    horizon = -0.5 * height * look["sin"] / look["cos"] / np.tan(np.radians(35))
     while True:  # restarting is rare (a late object found no room) and always ends within a few tries
         placed = []
         for name in names:
             color, shape = name.split()
+            scale = rng.uniform(*look["object_size"]) / look["distance"]
+            metal = bool(rng.random() < look["metal_share"])
             for _ in range(100):
                 v = rng.uniform(0.45, 0.95) * height
                 # On a ground plane apparent size grows linearly with distance below the horizon.
-                size = rng.uniform(58, 88) * (v - horizon) / (height - horizon) * width / 320
-                obj = {"color": color, "shape": shape, "v": v, "size": size,
+                size = scale * rng.uniform(58, 88) * (v - horizon) / (height - horizon) * width / 320
+                obj = {"color": color, "shape": shape, "v": v, "size": size, "metal": metal,
                        "u": rng.uniform(0.55 * size, width - 0.55 * size),
                        "angle": rng.uniform(0, np.pi / 2)}
-                obj["geo"] = _geometry(obj)
+                obj["geo"] = _geometry(obj, look)
                 x0, y0, x1, y1 = obj["geo"]["box"]
                 if x0 >= 1 and y0 >= 1 and x1 <= width - 1 and y1 <= height - 1 \
                         and not _too_hidden(placed + [obj], width, height):
@@ -290,43 +337,40 @@ def _paste_shaded(img, x0, y0, rgb, f, mask):
     img.paste(patch, (x0, y0), Image.fromarray(mask.astype(np.uint8) * 255))
 
 
-def _draw_sphere(img, draw, obj, k):
+def _draw_sphere(img, draw, obj, look, k):
     geo, rgb = obj["geo"], COLORS[obj["color"]]
     cx, cy, r = geo["center"][0] * k, geo["center"][1] * k, geo["r"] * k
     x0, y0 = int(cx - r), int(cy - r)
     y, x = np.mgrid[y0:int(cy + r) + 2, x0:int(cx + r) + 2].astype(np.float32)
     nx, ny = (x + 0.5 - cx) / r, (y + 0.5 - cy) / r
     nz = np.sqrt(np.clip(1 - nx ** 2 - ny ** 2, 0, 1))
-    lambert = np.clip(nx * _LIGHT_VIEW[0] + ny * _LIGHT_VIEW[1] + nz * _LIGHT_VIEW[2], 0, None)
-    # Blinn-style highlight: half vector between the light and the viewer (0, 0, 1).
-    half = _LIGHT_VIEW + np.array([0, 0, 1.0])
-    half /= np.linalg.norm(half)
-    spec = np.clip(nx * half[0] + ny * half[1] + nz * half[2], 0, None) ** 40
-    f = _AMBIENT + _DIFFUSE * lambert + 0.6 * spec
+    lv, hv = look["light_view"], look["half_view"]
+    f = _light(nx * lv[0] + ny * lv[1] + nz * lv[2], nx * hv[0] + ny * hv[1] + nz * hv[2], look, obj["metal"])
     _paste_shaded(img, x0, y0, rgb, f, nx ** 2 + ny ** 2 <= 1)
     draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=_outline(rgb), width=k)
 
 
-def _draw_cylinder(img, draw, obj, k):
+def _draw_cylinder(img, draw, obj, look, k):
     g, rgb = obj["geo"], COLORS[obj["color"]]
     u, r, ry, top, bottom = (g[key] * k for key in ("u", "r", "ry", "top", "bottom"))
     x0, y0 = int(u - r), int(top)
     y, x = np.mgrid[y0:int(bottom + ry) + 2, x0:int(u + r) + 2].astype(np.float32)
     nx = np.clip((x + 0.5 - u) / r, -1, 1)
-    # The visible side of the body faces the camera (negative y in world space).
-    lambert = np.clip(nx * _LIGHT[0] - np.sqrt(1 - nx ** 2) * _LIGHT[1], 0, None)
+    ny = -np.sqrt(1 - nx ** 2)  # the visible side of the body faces the camera (negative y in the world)
+    light, half = look["light"], look["half"]
+    f = _light(nx * light[0] + ny * light[1], nx * half[0] + ny * half[1], look, obj["metal"])
     inside = (np.abs(x + 0.5 - u) <= r) & ((y <= bottom) | ((x + 0.5 - u) ** 2 / r ** 2
                                                            + (y - bottom) ** 2 / ry ** 2 <= 1))
-    _paste_shaded(img, x0, y0, rgb, _AMBIENT + _DIFFUSE * lambert, inside)
+    _paste_shaded(img, x0, y0, rgb, f, inside)
     edge = _outline(rgb)
     draw.arc((u - r, bottom - ry, u + r, bottom + ry), 0, 180, fill=edge, width=k)
     draw.line((u - r, top, u - r, bottom), fill=edge, width=k)
     draw.line((u + r, top, u + r, bottom), fill=edge, width=k)
-    cap = tuple(int(c) for c in _shade(rgb, _brightness(np.array([0, 0, 1.0]))))
+    cap = tuple(int(c) for c in _shade(rgb, _face_light(np.array([0, 0, 1.0]), look, obj["metal"])))
     draw.ellipse((u - r, top - ry, u + r, top + ry), fill=cap, outline=edge, width=k)
 
 
-def _draw_cube(img, draw, obj, k):
+def _draw_cube(img, draw, obj, look, k):
     rgb = COLORS[obj["color"]]
     for poly, f in obj["geo"]["faces"]:
         color = tuple(int(c) for c in _shade(rgb, f))
@@ -336,21 +380,32 @@ def _draw_cube(img, draw, obj, k):
 _DRAW = {"cube": _draw_cube, "sphere": _draw_sphere, "cylinder": _draw_cylinder}
 
 
-def render_scene(names, rng, width=320, height=240):
-    """Render one scene containing the named objects; returns an opaque RGBA image."""
-    objs = _layout(names, rng, width, height)
-    floor, dark = _floor(width, height)
-    # Shadows are drawn small and blurred: cheap, and soft like CLEVR's area lights.
+def render_scene(names, rng, width=320, height=240, ranges=None, metal_share=METAL_SHARE):
+    """Render one scene containing the named objects under a look drawn from ranges (default
+    LOOK_RANGES); returns an opaque RGBA image."""
+    look = draw_look(rng, ranges or LOOK_RANGES, metal_share)
+    objs = _layout(names, rng, look, width, height)
+    lit = _floor(width, height) * look["strength"]
+    floor = Image.fromarray(np.clip(lit, 0, 255).astype(np.uint8))
+    dark = Image.fromarray(np.clip(lit * 0.55, 0, 255).astype(np.uint8))
+    # Shadows are drawn small and blurred: cheap, and soft like CLEVR's area lights. They fall away
+    # from the light, longer the lower it stands.
+    light = look["light"]
+    away = np.array([-light[0], light[1] * look["sin"]])  # on screen (y down), away from the lamp
+    away /= max(np.linalg.norm(away), 1e-6)
+    reach = min(0.35 / np.tan(look["light_elevation"]), 1.0)
     shadow = Image.new("L", (width // 2, height // 2), 0)
     shadow_draw = ImageDraw.Draw(shadow)
     for o in objs:
-        x, y, s = o["u"] / 2, o["v"] / 2, o["size"] / 2
-        shadow_draw.ellipse((x - 0.45 * s, y - 0.75 * s, x + 0.95 * s, y - 0.05 * s), fill=210)
+        s = o["size"] / 2
+        x, y = o["u"] / 2 + away[0] * reach * s, o["v"] / 2 - 0.4 * s + away[1] * reach * s
+        rx, ry = 0.45 * s + abs(away[0]) * reach * s, 0.35 * s + abs(away[1]) * reach * s * 0.5
+        shadow_draw.ellipse((x - rx, y - ry, x + rx, y + ry), fill=210)
     shadow = shadow.filter(ImageFilter.GaussianBlur(2.5)).resize(floor.size, Image.BILINEAR)
     img = Image.composite(dark, floor, shadow)
     draw = ImageDraw.Draw(img)
     for o in objs:  # back to front, so nearer objects cover further ones
-        _DRAW[o["shape"]](img, draw, o, _SS)
+        _DRAW[o["shape"]](img, draw, o, look, _SS)
     img = img.resize((width, height), Image.LANCZOS)
     img.putalpha(255)
     return img
@@ -363,19 +418,23 @@ def random_objects(rng):
 
 
 def _render_one(job):
-    out_dir, seed, i = job
+    out_dir, seed, i, ranges, metal_share = job
     rng = np.random.default_rng([seed, i])  # per-image stream: same result for any worker count
     names = random_objects(rng)
     filename = f"CLEVR_train_{i:06d}_{i % 3}.png"
-    render_scene(names, rng).save(os.path.join(out_dir, "iclevr", filename), compress_level=1)
+    render_scene(names, rng, ranges=ranges, metal_share=metal_share).save(
+        os.path.join(out_dir, "iclevr", filename), compress_level=1)
     return filename, names
 
 
-def make_iclevr(out_dir, n=18009, seed=0, workers=2):
+def make_iclevr(out_dir, n=18009, seed=0, workers=2, ranges=None, metal_share=METAL_SHARE):
     """Write a synthetic i-CLEVR in the real layout: out_dir/iclevr/*.png, train.json, objects.json,
-    test.json and new_test.json (the coursework's conditions, shipped in this repo's iclevr/)."""
+    test.json and new_test.json (the coursework's conditions, shipped in this repo's iclevr/).
+    ranges: {name: (low, high)} overriding LOOK_RANGES entries."""
+    ranges = {**LOOK_RANGES, **(ranges or {})}
+    check_look(ranges, metal_share)
     os.makedirs(os.path.join(out_dir, "iclevr"), exist_ok=True)
-    jobs = [(out_dir, seed, i) for i in range(n)]
+    jobs = [(out_dir, seed, i, ranges, metal_share) for i in range(n)]
     from tqdm import tqdm
     bar = dict(total=n, desc="rendering i-CLEVR", disable=None, leave=False)
     if workers > 1:
@@ -401,12 +460,24 @@ def main():
     m.add_argument("--n", type=int, default=18009, help="number of training images (the real set has 18,009)")
     m.add_argument("--seed", type=int, default=0, help="random seed (same seed = same images)")
     m.add_argument("--workers", type=int, default=2, help="processes rendering in parallel")
+    look = m.add_argument_group("look (each image draws its own value from LO..HI; LO = HI fixes it)")
+    helps = {"object_size": "object size, x the base size", "camera_elevation": "degrees the camera looks down",
+             "camera_distance": "camera distance, x the base (objects shrink as 1/distance)",
+             "light_azimuth": "light direction, degrees: -180 left, -90 from the camera, 0 right",
+             "light_elevation": "light height, degrees above the floor",
+             "light_strength": "light strength, x the base (floor and objects)"}
+    for key, (lo, hi) in LOOK_RANGES.items():
+        look.add_argument("--" + key.replace("_", "-"), type=float, nargs=2, metavar=("LO", "HI"), default=[lo, hi],
+                          help=f"{helps[key]} (default: {lo:g} {hi:g})")
+    look.add_argument("--metal", type=float, default=METAL_SHARE, help="share of metallic objects; the rest are matte")
     args = p.parse_args()
     check(args.n > 0, f"--n must be > 0 (got {args.n})")
     check(args.workers > 0, f"--workers must be > 0 (got {args.workers})")
+    ranges = {key: tuple(getattr(args, key)) for key in LOOK_RANGES}
+    check_look(ranges, args.metal)
     from training import make_run_dir
     make_run_dir(args.out)
-    make_iclevr(args.out, args.n, args.seed, args.workers)
+    make_iclevr(args.out, args.n, args.seed, args.workers, ranges, args.metal)
     print(f"wrote {args.n} images to {args.out}")
 
 

@@ -22,7 +22,8 @@ def tiny_mnist(tmp_path_factory):
     return write_fake_mnist(str(tmp_path_factory.mktemp("tiny_mnist")), n_train=10, n_test=10)
 
 
-def mock_machine(monkeypatch, cuda=False, mps=False, capability=(8, 0), cpu_bf16=False):
+def mock_machine(monkeypatch, cuda=False, mps=False, capability=(8, 0), cpu_bf16=False, bf16_faster=True):
+    monkeypatch.setattr(T, "cpu_bf16_is_faster", lambda: bf16_faster)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
@@ -44,20 +45,53 @@ def test_asking_for_a_missing_device_is_one_clear_error(monkeypatch):
         T.pick_device("mps")
 
 
-@pytest.mark.parametrize("device,capability,cpu_bf16,expected", [
-    ("cuda", (8, 0), False, "bf16"),   # A100 and newer: bf16 is native
-    ("cuda", (9, 0), False, "bf16"),
-    ("cuda", (7, 5), True, "fp16"),    # T4 (Colab), RTX 20xx: bf16 only emulated; fp16 tensor cores
-    ("cuda", (6, 1), False, "fp16"),   # GTX 10xx
-    ("cpu", None, True, "bf16"),       # AVX512-BF16 / AMX
-    ("cpu", None, False, "fp32"),
-    ("mps", None, True, "fp32"),
+@pytest.mark.parametrize("device,capability,cpu_bf16,bf16_faster,expected", [
+    ("cuda", (8, 0), False, False, "bf16"),   # A100 and newer: bf16 is native
+    ("cuda", (9, 0), False, False, "bf16"),
+    ("cuda", (7, 5), True, True, "fp16"),     # T4 (Colab), RTX 20xx: bf16 only emulated; fp16 tensor cores
+    ("cuda", (6, 1), False, False, "fp16"),   # GTX 10xx
+    ("cpu", None, True, True, "bf16"),        # AVX512-BF16 / AMX, and measured faster
+    ("cpu", None, True, False, "fp32"),       # native, but measured slower
+    ("cpu", None, False, True, "fp32"),
+    ("mps", None, True, True, "fp32"),
 ])
-def test_auto_precision_follows_the_hardware(monkeypatch, device, capability, cpu_bf16, expected):
-    mock_machine(monkeypatch, cuda=device == "cuda", capability=capability or (8, 0), cpu_bf16=cpu_bf16)
+def test_auto_precision_follows_the_hardware(monkeypatch, device, capability, cpu_bf16, bf16_faster, expected):
+    mock_machine(monkeypatch, cuda=device == "cuda", capability=capability or (8, 0), cpu_bf16=cpu_bf16,
+                 bf16_faster=bf16_faster)
     assert T.pick_precision(torch.device(device), "auto") == expected
     for explicit in ("bf16", "fp16", "fp32"):  # an explicit choice is taken as it is
         assert T.pick_precision(torch.device(device), explicit) == explicit
+
+
+@pytest.mark.parametrize("fp32_s,bf16_s,expected", [(1.0, 0.5, True), (1.0, 1.0, False), (0.4, 0.96, False)])
+def test_cpu_bf16_is_timed_once_and_remembered(monkeypatch, tmp_path, fp32_s, bf16_s, expected):
+    monkeypatch.setenv("GAN_CACHE_DIR", str(tmp_path))
+    timed = []
+    monkeypatch.setattr(T, "time_dcgan_block", lambda p: timed.append(p) or {"fp32": fp32_s, "bf16": bf16_s}[p])
+    assert T.cpu_bf16_is_faster() is expected and sorted(timed) == ["bf16", "fp32"]
+    assert T.cpu_bf16_is_faster() is expected and len(timed) == 2  # read back, not timed again
+    (tmp_path / "cpu_precision.json").write_text("{not json")
+    assert T.cpu_bf16_is_faster() is expected and len(timed) == 4  # a broken file is timed again
+
+
+def test_time_dcgan_block_times_both_precisions_and_leaves_the_random_stream_alone():
+    torch.manual_seed(0)
+    seconds = [T.time_dcgan_block(p, batch=2, reps=1) for p in ("fp32", "bf16")]
+    assert all(0 < s < float("inf") for s in seconds)
+    after = torch.rand(1)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(1))
+
+
+def test_a_resumed_auto_run_keeps_the_precision_it_started_with(tiny_mnist, tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(T, "cpu_bf16_is_faster", lambda: True)
+    cmd = ["--data-root", tiny_mnist, *FAST, "--device", "cpu", "--out", tmp_path / "run"]
+    assert "precision: bf16 autocast" in cli("train_infogan.py", *cmd, "--epochs", 1).stdout.splitlines()[0]
+    monkeypatch.setattr(T, "cpu_bf16_is_faster", lambda: False)  # a later timing disagrees
+    proc = cli("train_infogan.py", "--resume", tmp_path / "run", "--epochs", 2)
+    assert "precision: bf16 autocast" in proc.stdout.splitlines()[0]
+    assert T.load_checkpoint(str(tmp_path / "run"))["machine"]["precision"] == "bf16"
 
 
 def test_a_step_whose_fp16_gradients_overflow_is_skipped_not_fatal():
@@ -133,3 +167,12 @@ def test_bench_smoke_reports_device_precision_speed_and_memory(capsys):
 def test_bench_smoke_refuses_other_flags():
     proc = cli("bench.py", "--smoke", "--itres", 3)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: unrecognized arguments: --itres 3"
+
+
+def test_the_cgan_trains_channels_last_on_the_cpu(iclevr_root, tmp_path):
+    """oneDNN runs the cGAN's convolutions faster in channels_last (docs/results.md); the checkpoint
+    keeps that layout."""
+    cli("train_cgan.py", "--data-root", iclevr_root, "--device", "cpu", *TINY_CGAN, "--epochs", 1, "--out", tmp_path / "run")
+    ckpt = T.load_checkpoint(str(tmp_path / "run"))
+    convs = [w for k, w in ckpt["netD"].items() if w.dim() == 4]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in convs)

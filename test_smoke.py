@@ -237,11 +237,12 @@ def test_shared_mnist_loads_without_download():
 PALETTE_HUES = {"red": 0, "brown": 28, "yellow": 55, "green": 112, "cyan": 180, "blue": 226, "purple": 274}
 
 
-def colors_in(image, min_pixels=40):
-    """Which palette colours cover at least min_pixels saturated pixels of a rendered scene."""
+def colors_in(image, min_pixels=40, min_value=0.25):
+    """Which palette colours cover at least min_pixels saturated pixels (HSV value >= min_value) of a
+    rendered scene."""
     hsv = np.asarray(image.convert("RGB").convert("HSV")).astype(float)
     hue, sat, val = hsv[..., 0] * 360 / 255, hsv[..., 1] / 255, hsv[..., 2] / 255
-    strong = (sat > 0.45) & (val > 0.25)
+    strong = (sat > 0.45) & (val > min_value)
     found = set()
     for name, h in PALETTE_HUES.items():
         dist = np.minimum(abs(hue - h), 360 - abs(hue - h))

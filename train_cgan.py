@@ -204,7 +204,7 @@ def main():
         evaluator = evaluator_for(args.evaluator, args.data_root, device, cache_dir=args.cache_dir)[0]
 
     # -- models and optimisers
-    netG, netD = T.to_device(build_cgan(config), device)
+    netG, netD = T.to_device(build_cgan(config), device, channels_last_on_cpu=True)
     optG = torch.optim.Adam(netG.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
     optD = torch.optim.Adam(netD.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
     losses = Losses.from_args(args)
