@@ -31,6 +31,7 @@ from dataclasses import dataclass
 REPO = os.path.dirname(os.path.abspath(__file__))
 GUARDS, ROBUST, CGAN = "test_guards.py", "test_robustness.py", "test_robustness_cgan.py"
 FILES, DEVICES, REPORT = "test_files.py", "test_devices.py", "test_report.py"
+RENDER = "test_render.py"
 
 
 @dataclass
@@ -153,6 +154,32 @@ MUTATIONS = [
     Mutation("report grid rows in code order despite the map", "report.py",
              "def row_order(n_cat, code_to_digit):", "def row_order(n_cat, code_to_digit, _unused=None):\n    code_to_digit = None",
              (REPORT,), "rows_follow"),
+    # -- CPU precision, layout, the evaluator as judge only
+    Mutation("bf16 on every CPU that has it natively, untimed", "training.py",
+             'if device.type == "cpu" and cpu_has_native_bf16() and cpu_bf16_is_faster():',
+             'if device.type == "cpu" and cpu_has_native_bf16():', (DEVICES,), "auto_precision"),
+    Mutation("the CPU timing is not remembered", "training.py",
+             "if not isinstance(known, dict) or not isinstance(known.get(key), dict):", "if True:",
+             (DEVICES,), "timed_once"),
+    Mutation("a resumed auto run re-picks its precision", "training.py",
+             '        precision = ckpt["machine"]["precision"]  # a resumed run keeps its arithmetic', "        pass",
+             (DEVICES,), "resumed_auto"),
+    Mutation("the cGAN contiguous on the CPU", "train_cgan.py", "device, channels_last_on_cpu=True)", "device)",
+             (DEVICES,), "channels_last"),
+    Mutation("evaluation draws from the training's random stream", "train_cgan.py",
+             "                accs += [mean, std]", "                accs += [mean, std]; torch.rand(1)",
+             (CGAN,), "only_judges"),
+    # -- synthetic i-CLEVR looks
+    Mutation("object size ignored", "data.py", 'scale = rng.uniform(*look["object_size"]) / look["distance"]',
+             'scale = rng.uniform(*look["object_size"]) * 0 + 1 / look["distance"]', (RENDER,), "object_size"),
+    Mutation("shadows ignore the light", "data.py", "away = np.array([-light[0], light[1] * look[\"sin\"]])",
+             "away = np.array([1.0, -0.5])", (RENDER,), "shadow"),
+    Mutation("metal drawn as rubber", "data.py", "    if metal:\n", "    if False:\n", (RENDER,), "metal"),
+    Mutation("one look for every image", "data.py",
+             "v = {key: float(rng.uniform(*ranges[key])) for key in LOOK_RANGES}",
+             "v = {key: float(sum(ranges[key]) / 2) for key in LOOK_RANGES}", (RENDER,), "new_look"),
+    Mutation("make-iclevr accepts a reversed range", "data.py",
+             "check(low <= lo <= hi <= high,", "check(low <= lo and hi <= high,", (RENDER,), "bad_look"),
 ]
 
 
