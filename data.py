@@ -3,7 +3,8 @@
 Both datasets are loaded once into memory as uint8 tensors; the trainers batch from them by
 indexing, so there is no per-image PIL work in the training loop.
 
-    python data.py make-iclevr --out data/iclevr-synth --n 18009 --seed 0
+    python data.py make-iclevr --out data/iclevr-synth --n 18009 --seed 0      # a new look per image
+    python data.py make-iclevr --out small --object-size 0.4 0.6 --metal 0     # small matte objects
 """
 import json
 import os
@@ -210,8 +211,8 @@ def draw_look(rng, ranges, metal_share):
     light = np.array([np.cos(az) * np.cos(light_elev), np.sin(az) * np.cos(light_elev), np.sin(light_elev)])
     to_eye = np.array([0.0, -cos, sin])
     half = (light + to_eye) / np.linalg.norm(light + to_eye)  # Blinn's half vector
-    # The same vectors seen from the camera: x right, y down the screen, z towards the viewer.
-    view = lambda w: np.array([w[0], -(w[2] * cos + w[1] * sin), w[2] * sin - w[1] * cos])  # noqa: E731
+    def view(w):  # the same vector seen from the camera: x right, y down the screen, z towards the viewer
+        return np.array([w[0], -(w[2] * cos + w[1] * sin), w[2] * sin - w[1] * cos])
     return {"cos": cos, "sin": sin, "light": light, "half": half, "light_view": view(light),
             "half_view": view(half), "strength": v["light_strength"], "light_elevation": light_elev,
             "object_size": ranges["object_size"], "distance": v["camera_distance"], "metal_share": metal_share}
