@@ -1,6 +1,8 @@
-"""docs/iclevr_looks.png: the first training images of two rendered i-CLEVR sets, labelled.
+"""docs/iclevr_looks.png: the first training images of rendered i-CLEVR sets, one row each, labelled.
 
-    python docs/looks.py SET_A SET_B       # folders written by `python data.py make-iclevr`
+    python docs/looks.py NAME=FOLDER ...       # folders written by `python data.py make-iclevr`
+
+It also prints the smallest object each look draws, in pixels at the evaluator's 64 px (looks.log).
 """
 import json
 import os
@@ -9,12 +11,13 @@ import sys
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-sets = sys.argv[1:]
+sets = [arg.split("=", 1) for arg in sys.argv[1:]]
 cols = 6
 fig, axes = plt.subplots(len(sets), cols, figsize=(cols * 2.4, len(sets) * 2.5))
-for row, root in enumerate(sets):
+for row, (label, root) in enumerate(sets):
     train = json.load(open(os.path.join(root, "train.json")))
     for col, name in enumerate(sorted(train)[:cols]):
         ax = axes[row][col]
@@ -22,6 +25,20 @@ for row, root in enumerate(sets):
         ax.set_xticks([]), ax.set_yticks([])
         ax.set_xlabel("\n".join(train[name]), fontsize=8)
         if col == 0:
-            ax.set_ylabel(f"set {'AB'[row]}", fontsize=11)
+            ax.set_ylabel(label, fontsize=11)
 fig.tight_layout()
 fig.savefig(os.path.join(os.path.dirname(os.path.abspath(__file__)), "iclevr_looks.png"), dpi=80)
+
+# The smallest object each look can draw, in pixels at the evaluator's 64 px: the smallest base size
+# (58 px at 320 px wide) times the size scale, at the farthest row (v = 0.45 of the height), with the
+# horizon of data._layout, for the lowest, middle and highest default camera elevation.
+def smallest_at_64px(scale, elevation):
+    h = 240
+    horizon = -0.5 * h * np.tan(np.radians(elevation)) / np.tan(np.radians(35))
+    return scale * 58 * (0.45 * h - horizon) / (h - horizon) * 64 / 320
+
+
+print("smallest object at 64 px, camera elevation 25 / 35 / 50 degrees:")
+for name, scale in [("single look (object size 1, distance 1)", 1.0), ("default (0.9 / 1.1)", 0.9 / 1.1),
+                    ("set A (0.55 / 1.25)", 0.55 / 1.25), ("set B (0.4 / 1.25)", 0.4 / 1.25)]:
+    print(f"  {name}: " + " / ".join(f"{smallest_at_64px(scale, e):.1f}" for e in (25, 35, 50)) + " px")
