@@ -192,8 +192,9 @@ LOOK_LIMITS = {  # beyond these, scenes stop looking like CLEVR (or objects no l
     "light_azimuth": (-360.0, 360.0), "light_elevation": (10.0, 90.0), "light_strength": (0.4, 1.6),
 }
 METAL_SHARE = 0.5  # share of metallic objects (darker, with sharp highlights); the rest are matte rubber
-# Today's single look, for comparison: --object-size 1 1 --camera-elevation 35 35 --camera-distance 1 1
-# --light-azimuth -145 -145 --light-elevation 53 53 --light-strength 1 1 --metal 0
+# One fixed look (one camera, one lamp, matte objects), for comparison: --object-size 1 1
+# --camera-elevation 35 35 --camera-distance 1 1 --light-azimuth -145 -145 --light-elevation 53 53
+# --light-strength 1 1 --metal 0
 
 
 def check_look(ranges, metal_share):
