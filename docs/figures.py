@@ -22,7 +22,8 @@ INFOGAN_LOGS = {
     "infogan_ema_seeds7-12.log": list(range(7, 13)), "infogan_ema_seeds13-20_amd.log": list(range(13, 21)),
 }
 INFOGAN_10_EPOCHS = {"ttq_amd_seed1.log": 1, "infogan_ema_seed2.log": 2, "infogan_ema_seed3.log": 3}
-CGAN_LOGS = {"cgan32_recipe.log": "seed 1", "cgan32_recipe_seed2.log": "seed 2"}
+CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1", "cgan32_recipe_seed2.log": "one-look set, seed 2",
+             "cgan_setD_xeon2.log": "set D"}
 
 
 def runs(path):
