@@ -306,10 +306,15 @@ def _too_hidden(objs, width, height):
     return False
 
 
+def horizon_y(sin, cos, height):
+    """Screen row of the horizon, above the image (negative): the camera looks down at the floor, and
+    the steeper it looks (elevation with this sine and cosine), the further up."""
+    return -0.5 * height * sin / cos / np.tan(np.radians(35))
+
+
 def _layout(names, rng, look, width, height):
     """Place objects on the floor so each stays on screen and mostly visible; back to front."""
-    # Above the image: the camera looks down at the floor, and the steeper it looks, the further up.
-    horizon = -0.5 * height * look["sin"] / look["cos"] / np.tan(np.radians(35))
+    horizon = horizon_y(look["sin"], look["cos"], height)
     while True:  # restarting is rare (a late object found no room) and always ends within a few tries
         placed = []
         for name in names:

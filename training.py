@@ -155,8 +155,8 @@ def cpu_bf16_is_faster():
             known = json.load(f)
     except (OSError, ValueError):
         known = {}
-    if not isinstance(known, dict) or not isinstance(known.get(key), dict):
-        known = known if isinstance(known, dict) else {}
+    known = known if isinstance(known, dict) else {}
+    if not isinstance(known.get(key), dict):
         seconds = time_dcgan_block()
         known[key] = {"fp32_s": seconds["fp32"], "bf16_s": seconds["bf16"]}
         try:

@@ -14,6 +14,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from data import horizon_y  # noqa: E402
+
 sets = [arg.split("=", 1) for arg in sys.argv[1:]]
 cols = 6
 fig, axes = plt.subplots(len(sets), cols, figsize=(cols * 2.4, len(sets) * 2.5))
@@ -34,7 +37,7 @@ fig.savefig(os.path.join(os.path.dirname(os.path.abspath(__file__)), "iclevr_loo
 # horizon of data._layout, for the lowest, middle and highest default camera elevation.
 def smallest_at_64px(scale, elevation):
     h = 240
-    horizon = -0.5 * h * np.tan(np.radians(elevation)) / np.tan(np.radians(35))
+    horizon = horizon_y(np.sin(np.radians(elevation)), np.cos(np.radians(elevation)), h)
     return scale * 58 * (0.45 * h - horizon) / (h - horizon) * 64 / 320
 
 
