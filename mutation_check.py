@@ -169,6 +169,10 @@ MUTATIONS = [
     Mutation("evaluation draws from the training's random stream", "train_cgan.py",
              "                accs += [mean, std]", "                accs += [mean, std]; torch.rand(1)",
              (CGAN,), "only_judges"),
+    Mutation("the judge trains on its scenes as they are", "evaluate.py", "                x = flip_and_shift(x)\n", "",
+             (CGAN,), "mirrored"),
+    Mutation("the judge's scenes never mirrored", "evaluate.py", "flip = torch.rand(len(x), device=x.device) < 0.5",
+             "flip = torch.rand(len(x), device=x.device) < 0.0", (CGAN,), "mirrored"),
     # -- synthetic i-CLEVR looks
     Mutation("object size ignored", "data.py", 'scale = rng.uniform(*look["object_size"]) / look["distance"]',
              'scale = rng.uniform(*look["object_size"]) * 0 + 1 / look["distance"]', (RENDER,), "object_size"),

@@ -160,3 +160,26 @@ def test_the_evaluator_only_judges(iclevr_root, tiny_evaluator, tmp_path, env):
             assert torch.equal(value, blind[net][key]), (net, key)
     assert torch.equal(judged["rng"]["torch"], blind["rng"]["torch"])  # the next epoch would draw the same
     assert len(judged["accuracy"]) == 1 and blind["accuracy"] == []
+
+
+def test_judge_training_sees_mirrored_and_shifted_scenes(monkeypatch):
+    """The evaluator trains on scenes mirrored half the time and moved by up to 4 px (the same objects,
+    so the same label); each output is its input under one such move, and the moves vary."""
+    import evaluate
+    x = torch.rand(64, 3, 16, 16)
+    moved = evaluate.flip_and_shift(x)
+    assert moved.shape == x.shape
+    padded = torch.nn.functional.pad(x, [4] * 4, mode="replicate")
+    moves = set()
+    for i in range(len(x)):
+        found = [(flip, dx, dy) for flip in (False, True) for dx in range(9) for dy in range(9)
+                 if torch.equal(moved[i], (padded[i].flip(-1) if flip else padded[i])[:, dy:dy + 16, dx:dx + 16])]
+        assert len(found) == 1, i
+        moves.add(found[0])
+    assert {flip for flip, _, _ in moves} == {False, True} and len(moves) > 20
+
+    seen = []
+    monkeypatch.setattr(evaluate, "flip_and_shift", lambda batch: seen.append(batch.shape) or batch)
+    images = torch.randint(0, 256, (40, 3, 64, 64), dtype=torch.uint8)
+    evaluate.train_evaluator(images, (torch.rand(40, 24) < 0.1).float(), "cpu", epochs=1, batch_size=16)
+    assert seen == [(16, 3, 64, 64)] * 2  # every training batch (36 of 40 train; the last short one is skipped)

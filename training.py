@@ -405,7 +405,7 @@ def cached(cache_dir, name, digest, build, what):
             data = load_file(path, what)
             if isinstance(data, dict) and data.get("fingerprint") == digest:
                 return data
-            print(f"note: {what} {path} was made from other data; rebuilding it", file=sys.stderr)
+            print(f"note: {what} {path} was made from other data or settings; rebuilding it", file=sys.stderr)
         except UserError as e:
             print(f"warning: {e}; rebuilding it", file=sys.stderr)
     data = dict(build(), fingerprint=digest)
