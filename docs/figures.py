@@ -23,7 +23,7 @@ INFOGAN_LOGS = {
 }
 INFOGAN_10_EPOCHS = {"ttq_amd_seed1.log": 1, "infogan_ema_seed2.log": 2, "infogan_ema_seed3.log": 3}
 CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1", "cgan32_recipe_seed2.log": "one-look set, seed 2",
-             "cgan_setD_xeon2.log": "set D"}
+             "cgan_setD_xeon2.log": "set D", "cgan_setE_xeon2.log": "set E"}
 
 
 def runs(path):
