@@ -145,7 +145,7 @@ def bench_cgan_fast(images, conditions, img_size, bs, device, precision, warmup,
     from train_cgan import Losses, train_step
     args, config, netG, netD, optG, optD = cgan_setup(img_size, device)
     images, conditions = images.to(device), conditions.to(device)
-    amp, losses = T.Amp(device, T.pick_precision(device, precision)), Losses.from_args(args)
+    amp, losses = T.Amp(device, T.pick_precision(device, precision)), Losses.from_args(args, img_size)
     pos = [0]
 
     def step():

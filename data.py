@@ -50,6 +50,20 @@ def to_float(images_uint8):
     return images_uint8.float().div_(127.5).sub_(1.0)
 
 
+def flip_and_shift(x, max_shift=4):
+    """Each scene mirrored left-right half the time and moved by up to max_shift pixels each way
+    (edges repeated): the same objects, so the same label. Differentiable, so a GAN's D can see
+    G's images moved the same way (DiffAugment, Zhao et al. 2020)."""
+    n, size = len(x), x.shape[-1]
+    flip = torch.rand(n, device=x.device) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    padded = F.pad(x, [max_shift] * 4, mode="replicate")
+    dx, dy = torch.randint(0, 2 * max_shift + 1, (2, n, 1), device=x.device)
+    span = torch.arange(size, device=x.device)
+    rows, cols = (dy + span)[:, :, None], (dx + span)[:, None, :]
+    return padded.permute(0, 2, 3, 1)[torch.arange(n, device=x.device)[:, None, None], rows, cols].permute(0, 3, 1, 2)
+
+
 # ----------------------------------------------------------------------------------------
 # i-CLEVR: the real layout
 #   DIR/train.json      {"CLEVR_train_001032_2.png": ["red cube", ...], ...}

@@ -16,7 +16,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from data import SPEC_DIR, iclevr_files, load_conditions, load_iclevr_cached, to_float
+from data import SPEC_DIR, flip_and_shift, iclevr_files, load_conditions, load_iclevr_cached, to_float
 from models import build_evaluator, evaluator_probs, topk_accuracy, topk_hits, upsample_to_64  # noqa: F401 (re-exported for sample.py)
 
 JUDGE_EPOCHS = 30  # a judge of the domain-randomised look needs more than 10 (docs/results.md)
@@ -51,18 +51,6 @@ def heldout_split(n, holdout=0.1, seed=0):
     order = torch.randperm(n)
     n_val = max(1, int(n * holdout))
     return order[:n_val], order[n_val:]
-
-
-def flip_and_shift(x, max_shift=4):
-    """Each scene mirrored left-right half the time and moved by up to max_shift pixels each way
-    (edges repeated): the same objects, so the same label. The judge learns what objects look like,
-    not where one renderer's scenes put them."""
-    flip = torch.rand(len(x), device=x.device) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    padded = F.pad(x, [max_shift] * 4, mode="replicate")
-    size = x.shape[-1]
-    dx, dy = torch.randint(0, 2 * max_shift + 1, (2, len(x))).tolist()
-    return torch.stack([padded[i, :, y:y + size, x_:x_ + size] for i, (x_, y) in enumerate(zip(dx, dy))])
 
 
 def train_evaluator(images, conditions, device, epochs=JUDGE_EPOCHS, batch_size=64, holdout=0.1, seed=0, lr=1e-3,

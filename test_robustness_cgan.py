@@ -162,6 +162,18 @@ def test_the_evaluator_only_judges(iclevr_root, tiny_evaluator, tmp_path, env):
     assert len(judged["accuracy"]) == 1 and blind["accuracy"] == []
 
 
+def moves_of(moved, x, max_shift):
+    """For each image of moved: the one (mirrored, dx, dy) that makes it from x (edges repeated)."""
+    padded, size, span = torch.nn.functional.pad(x, [max_shift] * 4, mode="replicate"), x.shape[-1], 2 * max_shift + 1
+    moves = []
+    for i in range(len(x)):
+        found = [(flip, dx, dy) for flip in (False, True) for dx in range(span) for dy in range(span)
+                 if torch.equal(moved[i], (padded[i].flip(-1) if flip else padded[i])[:, dy:dy + size, dx:dx + size])]
+        assert len(found) == 1, i
+        moves.append(found[0])
+    return moves
+
+
 def test_judge_training_sees_mirrored_and_shifted_scenes(monkeypatch):
     """The evaluator trains on scenes mirrored half the time and moved by up to 4 px (the same objects,
     so the same label); each output is its input under one such move, and the moves vary."""
@@ -169,13 +181,7 @@ def test_judge_training_sees_mirrored_and_shifted_scenes(monkeypatch):
     x = torch.rand(64, 3, 16, 16)
     moved = evaluate.flip_and_shift(x)
     assert moved.shape == x.shape
-    padded = torch.nn.functional.pad(x, [4] * 4, mode="replicate")
-    moves = set()
-    for i in range(len(x)):
-        found = [(flip, dx, dy) for flip in (False, True) for dx in range(9) for dy in range(9)
-                 if torch.equal(moved[i], (padded[i].flip(-1) if flip else padded[i])[:, dy:dy + 16, dx:dx + 16])]
-        assert len(found) == 1, i
-        moves.add(found[0])
+    moves = set(moves_of(moved, x, 4))
     assert {flip for flip, _, _ in moves} == {False, True} and len(moves) > 20
 
     seen = []
@@ -183,3 +189,36 @@ def test_judge_training_sees_mirrored_and_shifted_scenes(monkeypatch):
     images = torch.randint(0, 256, (40, 3, 64, 64), dtype=torch.uint8)
     evaluate.train_evaluator(images, (torch.rand(40, 24) < 0.1).float(), "cpu", epochs=1, batch_size=16)
     assert seen == [(16, 3, 64, 64)] * 2  # every training batch (36 of 40 train; the last short one is skipped)
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_d_sees_real_and_generated_scenes_moved_alike(augment):
+    """--augment (the default): each scene D scores, real or G's, is a mirrored and shifted copy (up
+    to img_size/8 px), and G still learns through the move; --no-augment: D sees the scenes as they are."""
+    from argparse import Namespace
+    from models import build_cgan
+    from train_cgan import Losses, train_step
+    config = dict(img_size=32, noise_dim=8, g_width=8, d_width=8, g_upsample=True, g_cond="cbn",
+                  cond="projection", d_norm="spectral", n_classes=24)
+    losses = Losses.from_args(Namespace(loss="hinge", aux_weight=1.0, gp_weight=10.0, n_critic=1, augment=augment), 32)
+    assert losses.max_shift == (4 if augment else 0)
+    torch.manual_seed(0)
+    netG, netD = build_cgan(config)
+    real, y = torch.rand(8, 3, 32, 32) * 2 - 1, (torch.rand(8, 24) < 0.1).float()
+    seen, d_forward = [], netD.forward
+    netD.forward = lambda x, y: seen.append(x.detach().clone()) or d_forward(x, y)
+    fakes, g_forward = [], netG.forward
+    netG.forward = lambda z, y: fakes.append(g_forward(z, y)) or fakes[-1]
+    optG, optD = torch.optim.SGD(netG.parameters(), lr=0.0), torch.optim.SGD(netD.parameters(), lr=0.0)
+    g_weights = [p.detach().clone() for p in netG.parameters()]
+    optG.param_groups[0]["lr"] = 1e-3
+    train_step(real, y, netG, netD, optG, optD, losses, T.Amp(torch.device("cpu"), "fp32"), g_step=True)
+    fake = fakes[0].detach()
+    assert len(seen) == 3  # real and fake for D's step, fake again for G's
+    for view, scene in zip(seen, (real, fake, fake)):
+        if augment:
+            moves = moves_of(view, scene, 4)
+            assert len(set(moves)) > 1  # each scene moved its own way
+        else:
+            assert torch.equal(view, scene)
+    assert any(not torch.equal(a, p) for a, p in zip(g_weights, netG.parameters()))  # G's gradient came through
