@@ -209,9 +209,8 @@ def test_d_sees_real_and_generated_scenes_moved_alike(augment):
     netD.forward = lambda x, y: seen.append(x.detach().clone()) or d_forward(x, y)
     fakes, g_forward = [], netG.forward
     netG.forward = lambda z, y: fakes.append(g_forward(z, y)) or fakes[-1]
-    optG, optD = torch.optim.SGD(netG.parameters(), lr=0.0), torch.optim.SGD(netD.parameters(), lr=0.0)
+    optG, optD = torch.optim.SGD(netG.parameters(), lr=1e-3), torch.optim.SGD(netD.parameters(), lr=0.0)
     g_weights = [p.detach().clone() for p in netG.parameters()]
-    optG.param_groups[0]["lr"] = 1e-3
     train_step(real, y, netG, netD, optG, optD, losses, T.Amp(torch.device("cpu"), "fp32"), g_step=True)
     fake = fakes[0].detach()
     assert len(seen) == 3  # real and fake for D's step, fake again for G's

@@ -22,7 +22,8 @@ INFOGAN_LOGS = {
     "infogan_ema_seeds7-12.log": list(range(7, 13)), "infogan_ema_seeds13-20_amd.log": list(range(13, 21)),
 }
 INFOGAN_10_EPOCHS = {"ttq_amd_seed1.log": 1, "infogan_ema_seed2.log": 2, "infogan_ema_seed3.log": 3}
-CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1", "cgan32_recipe_seed2.log": "one-look set, seed 2",
+CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1, no augmentation", "cgan32_recipe_seed2.log": "one-look set, seed 2, no augmentation",
+             "cgan_setD_noaug_xeon2.log": "set D, --no-augment", "cgan_setE_noaug_xeon2.log": "set E, --no-augment",
              "cgan_setD_xeon2.log": "set D", "cgan_setE_xeon2.log": "set E"}
 
 
@@ -74,7 +75,7 @@ def cgan():
         both = next((r for r in rows if r[2] >= 0.80 and r[4] >= 0.80), None)
         best = max(rows, key=lambda r: (r[2] + r[4]) / 2)
         best60 = max((r for r in rows if r[0] <= 60), key=lambda r: (r[2] + r[4]) / 2)
-        print(f"cGAN default flags, {label} ({name}): {len(rows)} epochs, {minutes[rows[-1][0]]:.1f} min of training loop"
+        print(f"cGAN, {label} ({name}): {len(rows)} epochs, {minutes[rows[-1][0]]:.1f} min of training loop"
               + (f", {wall} wall clock in all" if wall else ""))
         if both:
             print(f"  both >= 0.80 first at epoch {both[0]} ({minutes[both[0]]:.1f} min of training loop): "
