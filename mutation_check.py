@@ -177,6 +177,8 @@ MUTATIONS = [
              "return flip_and_shift(x, self.max_shift) if self.max_shift else x", "return x", (CGAN,), "moved_alike"),
     Mutation("D's view of G's scenes cut from G's gradient", "train_cgan.py",
              "netD(losses.d_view(fake), y)", "netD(losses.d_view(fake).detach(), y)", (CGAN,), "moved_alike"),
+    Mutation("the cGAN's default length a fixed epoch count", "train_cgan.py",
+             "args.epochs = max(1, round(DEFAULT_IMAGES / len(images)))", "args.epochs = 3", (CGAN,), "default_length"),
     # -- synthetic i-CLEVR looks
     Mutation("object size ignored", "data.py", 'scale = rng.uniform(*look["object_size"]) / look["distance"]',
              'scale = rng.uniform(*look["object_size"]) * 0 + 1 / look["distance"]', (RENDER,), "object_size"),

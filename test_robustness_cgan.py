@@ -95,6 +95,19 @@ def test_bad_cgan_flags_are_one_clear_line(iclevr_root, tmp_path, env, flags, ph
     assert_one_line_error(proc, phrase)
 
 
+
+def test_default_length_is_a_number_of_images(iclevr_root, tmp_path, env, monkeypatch):
+    """Without --epochs a run lasts as many epochs as show D DEFAULT_IMAGES real images, whatever
+    the set's size, and the checkpoint keeps that number for --resume."""
+    import train_cgan
+    n_images = len(json.load(open(os.path.join(iclevr_root, "train.json"))))
+    monkeypatch.setattr(train_cgan, "DEFAULT_IMAGES", 2 * n_images)
+    proc = cli("train_cgan.py", "--data-root", iclevr_root, "--no-eval", "--out", tmp_path / "run", *TINY, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 2/2 " in proc.stdout, proc.stdout
+    saved = T.load_checkpoint(str(tmp_path / "run"))
+    assert saved["epoch"] == 2 and saved["args"]["epochs"] == 2
+
 @pytest.mark.parametrize("content,phrase", [
     ({"model": {"fc.0.weight": torch.zeros(10, 512)}}, "does not hold a ResNet-18"),
     ({"weights": {}}, "not an evaluator file"),
