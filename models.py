@@ -228,9 +228,12 @@ class CondDiscriminator(nn.Module):
     cond='concat': y is projected by a linear layer to one extra image channel (seed 002).
     cond='projection': the projection discriminator (Miyato & Koyama, 2018): score =
         psi(phi(x)) + <embed(y), phi(x)>, where embed(y) sums the embeddings of the present objects.
-    Both also give multi-label logits from aux_head for the optional auxiliary classifier loss."""
+    Both also give multi-label logits from aux_head for the optional auxiliary classifier loss, read
+    from D's body (aux_body='shared', as AC-GAN, Odena et al. 2017) or from a body of its own without
+    spectral norm ('separate'): spectral norm keeps D smooth for the game but slows the classifier
+    that tells G which object is which (docs/results.md)."""
 
-    def __init__(self, n_classes, img_size=64, width=64, cond="projection", norm="spectral"):
+    def __init__(self, n_classes, img_size=64, width=64, cond="projection", norm="spectral", aux_body="shared"):
         super().__init__()
         self.cond, self.img_size = cond, img_size
         sn = spectral_norm if norm == "spectral" else (lambda m: m)
@@ -240,10 +243,12 @@ class CondDiscriminator(nn.Module):
         self.d_head = sn(nn.Linear(self.body.out_features, 1))
         if cond == "projection":
             self.embed = sn(nn.Linear(n_classes, self.body.out_features, bias=False))
+        self.aux_body = ConvBody(3, img_size, width, norm="none") if aux_body == "separate" else None
         self.aux_head = nn.Linear(self.body.out_features, n_classes)
 
     def forward(self, x, y):
         """Returns (score (N,), multi-label logits (N, n_classes))."""
+        aux_features = None if self.aux_body is None else self.aux_body(x)
         if self.cond == "concat":
             y_channel = self.cond_to_channel(y).view(-1, 1, self.img_size, self.img_size)
             x = torch.cat([x, y_channel], dim=1)
@@ -251,7 +256,7 @@ class CondDiscriminator(nn.Module):
         score = self.d_head(features).view(-1)
         if self.cond == "projection":
             score = score + (self.embed(y) * features).sum(dim=1)
-        return score, self.aux_head(features)
+        return score, self.aux_head(features if aux_features is None else aux_features)
 
 
 def build_cgan(config):
@@ -259,7 +264,7 @@ def build_cgan(config):
                          config["g_width"], upsample=config.get("g_upsample", False),
                          g_cond=config.get("g_cond", "concat"))
     netD = CondDiscriminator(config["n_classes"], config["img_size"], config["d_width"],
-                             cond=config["cond"], norm=config["d_norm"])
+                             cond=config["cond"], norm=config["d_norm"], aux_body=config.get("aux_body", "shared"))
     dcgan_init(netG)
     dcgan_init(netD)
     return netG, netD

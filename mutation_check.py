@@ -179,6 +179,9 @@ MUTATIONS = [
              "netD(losses.d_view(fake), y)", "netD(losses.d_view(fake).detach(), y)", (CGAN,), "moved_alike"),
     Mutation("the cGAN's default length a fixed epoch count", "train_cgan.py",
              "args.epochs = max(1, round(DEFAULT_IMAGES / len(images)))", "args.epochs = 3", (CGAN,), "default_length"),
+    Mutation("the cGAN's separate classifier reads D's body", "models.py",
+             "self.aux_head(features if aux_features is None else aux_features)", "self.aux_head(features)",
+             (CGAN,), "aux_body"),
     # -- synthetic i-CLEVR looks
     Mutation("object size ignored", "data.py", 'scale = rng.uniform(*look["object_size"]) / look["distance"]',
              'scale = rng.uniform(*look["object_size"]) * 0 + 1 / look["distance"]', (RENDER,), "object_size"),

@@ -17,6 +17,7 @@ from test_guards import cli
 ENV = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
 # explicit model flags, so a change of train_cgan.py's defaults does not change what these tests run
 TINY = ["--img-size", 32, "--batch-size", 16, "--g-width", 16, "--d-width", 16, "--g-upsample", "--g-cond", "cbn",
+        "--aux-body", "separate",
         "--seed", 5, "--precision", "fp32", "--device", "cpu"]
 
 
@@ -234,3 +235,20 @@ def test_d_sees_real_and_generated_scenes_moved_alike(augment):
         else:
             assert torch.equal(view, scene)
     assert any(not torch.equal(a, p) for a, p in zip(g_weights, netG.parameters()))  # G's gradient came through
+
+
+def test_separate_aux_body_keeps_the_classifier_and_the_game_apart():
+    """--aux-body separate: the classifier's loss trains its own body, never D's spectral-norm body,
+    and the real/fake score never reaches the classifier's body, which has no spectral norm."""
+    from models import CondDiscriminator
+    torch.manual_seed(0)
+    netD = CondDiscriminator(24, img_size=32, width=8, aux_body="separate")
+    x, y = torch.randn(4, 3, 32, 32), (torch.rand(4, 24) < 0.1).float()
+    netD(x, y)[1].sum().backward()
+    assert all(p.grad is None for p in netD.body.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in netD.aux_body.parameters())
+    netD.zero_grad(set_to_none=True)
+    netD(x, y)[0].sum().backward()
+    assert all(p.grad is None for p in netD.aux_body.parameters())
+    assert all(p.grad is not None for p in netD.body.parameters())
+    assert not any(name.endswith("_orig") for name, _ in netD.aux_body.named_parameters())
