@@ -8,8 +8,9 @@
 The defaults: hinge loss, projection D with an auxiliary multi-label classifier (--aux-weight) on
 a body of its own (--aux-body), D seeing real and generated scenes mirrored and shifted alike
 (--augment), G with nearest-upsample convolutions and conditional BatchNorm, a moving average of G,
-and G/D learning rates 4e-4/8e-4 (figures per data set and CPU: docs/results.md). The image size follows the
-device: 64 px on a GPU, 32 px on a CPU (upsampled to the evaluator's 64 px, as the coursework did).
+and G/D learning rates 4e-4/8e-4 (figures per data set and CPU: docs/results.md). The image size
+follows the device: 64 px on a GPU, 32 px on a CPU (upsampled to the evaluator's 64 px, as the
+coursework did).
 Every epoch: ckpt.pt / g.pt, grids of the 32 test.json and new_test.json conditions (8 per row), the
 evaluator's top-k accuracy on both (mean +- std over noise draws), g_best.pt, losses.csv, curves.png
 and report.md.
