@@ -182,6 +182,8 @@ MUTATIONS = [
     Mutation("the cGAN's separate classifier reads D's body", "models.py",
              "self.aux_head(features if aux_features is None else aux_features)", "self.aux_head(features)",
              (CGAN,), "aux_body"),
+    Mutation("a classifier body without a classifier term", "train_cgan.py",
+             '        config["aux_body"] = "shared"\n', "        pass\n", (CGAN,), "classifier_body"),
     # -- synthetic i-CLEVR looks
     Mutation("object size ignored", "data.py", 'scale = rng.uniform(*look["object_size"]) / look["distance"]',
              'scale = rng.uniform(*look["object_size"]) * 0 + 1 / look["distance"]', (RENDER,), "object_size"),

@@ -252,3 +252,14 @@ def test_separate_aux_body_keeps_the_classifier_and_the_game_apart():
     assert all(p.grad is None for p in netD.aux_body.parameters())
     assert all(p.grad is not None for p in netD.body.parameters())
     assert not any(name.endswith("_orig") for name, _ in netD.aux_body.named_parameters())
+
+
+@pytest.mark.parametrize("aux_weight,has_own_body", [(1.0, True), (0.0, False)])
+def test_d_builds_a_classifier_body_only_for_a_classifier_term(aux_weight, has_own_body):
+    """--aux-body separate (the default) with --aux-weight 0, as in seed 002's command: no second body
+    that every D step would run and nothing would train."""
+    from models import build_cgan
+    from train_cgan import get_parser, model_config
+    args = get_parser().parse_args(["--aux-weight", str(aux_weight), "--img-size", "32"])
+    _, netD = build_cgan(model_config(args))
+    assert (netD.aux_body is not None) == has_own_body

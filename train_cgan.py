@@ -110,6 +110,15 @@ def validate(args, ckpt=None):
     T.check(0 <= args.g_ema < 1, f"--g-ema must be in [0, 1) (got {args.g_ema})")
 
 
+def model_config(args):
+    """The architecture a new run records in its checkpoints (fixed on --resume). Without the classifier
+    term (--aux-weight 0) D gets no classifier body of its own: it would run in every step, untrained."""
+    config = {**{k: getattr(args, k) for k in MODEL_KEYS}, "n_classes": 24}
+    if not args.aux_weight:
+        config["aux_body"] = "shared"
+    return config
+
+
 @dataclass(frozen=True)
 class Losses:
     """The loss settings of a run (from its flags)."""
@@ -198,7 +207,7 @@ def train_step(real, y, netG, netD, optG, optD, losses, amp, g_step):
 
 def main():
     args, ckpt, device, machine = T.start_run("cgan", get_parser, validate, MODEL_KEYS, os.path.join("runs", "cgan"))
-    config = ckpt["config"] if ckpt else {**{k: getattr(args, k) for k in MODEL_KEYS}, "n_classes": 24}
+    config = ckpt["config"] if ckpt else model_config(args)
     print(f"image size: {config['img_size']} px" + (" (upsampled to the evaluator's 64 px)" if config["img_size"] != 64 else ""),
           flush=True)
 
