@@ -246,9 +246,10 @@ class CondDiscriminator(nn.Module):
         self.aux_body = ConvBody(3, img_size, width, norm="none") if aux_body == "separate" else None
         self.aux_head = nn.Linear(self.body.out_features, n_classes)
 
-    def forward(self, x, y):
-        """Returns (score (N,), multi-label logits (N, n_classes))."""
-        aux_features = None if self.aux_body is None else self.aux_body(x)
+    def forward(self, x, y, with_aux=True):
+        """Returns (score (N,), multi-label logits (N, n_classes), or None without with_aux: the
+        classifier's own body need not run where its logits go unused)."""
+        aux_features = self.aux_body(x) if with_aux and self.aux_body is not None else None
         if self.cond == "concat":
             y_channel = self.cond_to_channel(y).view(-1, 1, self.img_size, self.img_size)
             x = torch.cat([x, y_channel], dim=1)
@@ -256,6 +257,8 @@ class CondDiscriminator(nn.Module):
         score = self.d_head(features).view(-1)
         if self.cond == "projection":
             score = score + (self.embed(y) * features).sum(dim=1)
+        if not with_aux:
+            return score, None
         return score, self.aux_head(features if aux_features is None else aux_features)
 
 

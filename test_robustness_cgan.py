@@ -96,7 +96,6 @@ def test_bad_cgan_flags_are_one_clear_line(iclevr_root, tmp_path, env, flags, ph
     assert_one_line_error(proc, phrase)
 
 
-
 def test_default_length_is_a_number_of_images(iclevr_root, tmp_path, env, monkeypatch):
     """Without --epochs a run lasts as many epochs as show D DEFAULT_IMAGES real images, whatever
     the set's size, and the checkpoint keeps that number for --resume."""
@@ -108,6 +107,7 @@ def test_default_length_is_a_number_of_images(iclevr_root, tmp_path, env, monkey
     assert "epoch 2/2 " in proc.stdout, proc.stdout
     saved = T.load_checkpoint(str(tmp_path / "run"))
     assert saved["epoch"] == 2 and saved["args"]["epochs"] == 2
+
 
 @pytest.mark.parametrize("content,phrase", [
     ({"model": {"fc.0.weight": torch.zeros(10, 512)}}, "does not hold a ResNet-18"),
@@ -220,7 +220,7 @@ def test_d_sees_real_and_generated_scenes_moved_alike(augment):
     netG, netD = build_cgan(config)
     real, y = torch.rand(8, 3, 32, 32) * 2 - 1, (torch.rand(8, 24) < 0.1).float()
     seen, d_forward = [], netD.forward
-    netD.forward = lambda x, y: seen.append(x.detach().clone()) or d_forward(x, y)
+    netD.forward = lambda x, y, **kw: seen.append(x.detach().clone()) or d_forward(x, y, **kw)
     fakes, g_forward = [], netG.forward
     netG.forward = lambda z, y: fakes.append(g_forward(z, y)) or fakes[-1]
     optG, optD = torch.optim.SGD(netG.parameters(), lr=1e-3), torch.optim.SGD(netD.parameters(), lr=0.0)

@@ -38,8 +38,8 @@ LOSS_DEFAULTS = {  # (n_critic, lr_g, lr_d, beta1, beta2, d_norm) per loss
 }
 SYNTH_ROOT = os.path.join("data", "iclevr-synth")
 SYNTH_N = 18009  # as many images as the real i-CLEVR
-# The default length, in real images shown to D: the CPU hour at 32 px (80 epochs of 10,000 images,
-# 44 of the real 18,009). The best epochs of docs/results.md came late in the hour, so a fixed epoch
+# The default length, in real images shown to D: 80 epochs of 10,000 images (the CPU hour at 32 px in
+# docs/results.md), 44 of the real 18,009. The best epochs of docs/results.md came late in the hour, so a fixed epoch
 # count would stop a small set's run early and keep a large set's run past the hour.
 DEFAULT_IMAGES = 800_000
 
@@ -164,7 +164,7 @@ def gradient_penalty(netD, real, fake, y):
     """WGAN-GP: (||grad_x D(x_hat, y)|| - 1)^2 at random points between real and fake, in fp32."""
     alpha = torch.rand(real.size(0), 1, 1, 1, device=real.device)
     x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    score, _ = netD(x_hat, y)
+    score, _ = netD(x_hat, y, with_aux=False)
     grad, = torch.autograd.grad(score.sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
@@ -179,7 +179,7 @@ def train_step(real, y, netG, netD, optG, optD, losses, amp, g_step):
     with amp.autocast():
         fake = netG(z, y)
         d_real, aux_real = netD(losses.d_view(real), y)
-        d_fake, _ = netD(losses.d_view(fake.detach()), y)
+        d_fake, _ = netD(losses.d_view(fake.detach()), y, with_aux=False)
     loss_d = d_loss_fn(losses.loss, d_real.float(), d_fake.float())
     if losses.aux_weight:
         loss_d = loss_d + losses.aux_weight * aux_loss(aux_real, y)
