@@ -133,14 +133,18 @@ class UpsampleGenerator(GeneratorBase):
 
 class ConvBody(nn.Module):
     """DCGAN discriminator body, img_size -> 4x4 feature map, flattened.
-    norm: 'batch' (DCGAN), 'instance' (WGAN-GP critic), 'spectral' (spectral norm, no BN) or 'none'."""
+    norm: 'batch' (DCGAN), 'instance' (WGAN-GP critic), 'spectral' (spectral norm, no BN) or 'none'.
+    refine: a 3x3 convolution after each downsampling but the last (D's classifier body: it learns the
+    objects about twice as fast per step, docs/results.md)."""
 
-    def __init__(self, in_channels=1, img_size=64, width=64, norm="batch"):
+    def __init__(self, in_channels=1, img_size=64, width=64, norm="batch", refine=False):
         super().__init__()
         n_down = int(math.log2(img_size)) - 2
         sn = spectral_norm if norm == "spectral" else (lambda m: m)
         layers, ch = [sn(nn.Conv2d(in_channels, width, 4, 2, 1)), nn.LeakyReLU(0.2, True)], width
         for _ in range(n_down - 1):
+            if refine:
+                layers += [nn.Conv2d(ch, ch, 3, 1, 1), nn.LeakyReLU(0.2, True)]
             layers.append(sn(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm in ("spectral", "none"))))
             if norm == "batch":
                 layers.append(nn.BatchNorm2d(ch * 2))
@@ -230,10 +234,11 @@ class CondDiscriminator(nn.Module):
         psi(phi(x)) + <embed(y), phi(x)>, where embed(y) sums the embeddings of the present objects.
     Both also give multi-label logits from aux_head for the optional auxiliary classifier loss, read
     from D's body (aux_body='shared', as AC-GAN, Odena et al. 2017) or from a body of its own without
-    spectral norm ('separate'): spectral norm keeps D smooth for the game but slows the classifier
-    that tells G which object is which (docs/results.md)."""
+    spectral norm ('separate', with aux_refine's 3x3 convolutions): spectral norm keeps D smooth for the
+    game but slows the classifier that tells G which object is which (docs/results.md)."""
 
-    def __init__(self, n_classes, img_size=64, width=64, cond="projection", norm="spectral", aux_body="shared"):
+    def __init__(self, n_classes, img_size=64, width=64, cond="projection", norm="spectral", aux_body="shared",
+                 aux_refine=False):
         super().__init__()
         self.cond, self.img_size = cond, img_size
         sn = spectral_norm if norm == "spectral" else (lambda m: m)
@@ -243,7 +248,7 @@ class CondDiscriminator(nn.Module):
         self.d_head = sn(nn.Linear(self.body.out_features, 1))
         if cond == "projection":
             self.embed = sn(nn.Linear(n_classes, self.body.out_features, bias=False))
-        self.aux_body = ConvBody(3, img_size, width, norm="none") if aux_body == "separate" else None
+        self.aux_body = ConvBody(3, img_size, width, norm="none", refine=aux_refine) if aux_body == "separate" else None
         self.aux_head = nn.Linear(self.body.out_features, n_classes)
 
     def forward(self, x, y, with_aux=True):
@@ -267,7 +272,8 @@ def build_cgan(config):
                          config["g_width"], upsample=config.get("g_upsample", False),
                          g_cond=config.get("g_cond", "concat"))
     netD = CondDiscriminator(config["n_classes"], config["img_size"], config["d_width"],
-                             cond=config["cond"], norm=config["d_norm"], aux_body=config.get("aux_body", "shared"))
+                             cond=config["cond"], norm=config["d_norm"], aux_body=config.get("aux_body", "shared"),
+                             aux_refine=config.get("aux_refine", False))  # .get: checkpoints from before these keys
     dcgan_init(netG)
     dcgan_init(netD)
     return netG, netD

@@ -184,6 +184,9 @@ MUTATIONS = [
              (CGAN,), "aux_body"),
     Mutation("a classifier body without a classifier term", "train_cgan.py",
              '        config["aux_body"] = "shared"\n', "        pass\n", (CGAN,), "classifier_body"),
+    Mutation("the classifier body without its 3x3 convolutions", "train_cgan.py",
+             'config["aux_refine"] = config["aux_body"] == "separate"', 'config["aux_refine"] = False', (CGAN,),
+             "classifier_body"),
     # -- synthetic i-CLEVR looks
     Mutation("object size ignored", "data.py", 'scale = rng.uniform(*look["object_size"]) / look["distance"]',
              'scale = rng.uniform(*look["object_size"]) * 0 + 1 / look["distance"]', (RENDER,), "object_size"),

@@ -263,3 +263,16 @@ def test_d_builds_a_classifier_body_only_for_a_classifier_term(aux_weight, has_o
     args = get_parser().parse_args(["--aux-weight", str(aux_weight), "--img-size", "32"])
     _, netD = build_cgan(model_config(args))
     assert (netD.aux_body is not None) == has_own_body
+
+
+def test_the_classifier_body_has_its_3x3_convolutions_and_old_checkpoints_build_without():
+    """The default D's classifier body has a 3x3 convolution after each downsampling but the last; a
+    checkpoint from before aux_refine existed (no such key) rebuilds the body it was trained with."""
+    from models import build_cgan
+    from train_cgan import get_parser, model_config
+    config = model_config(get_parser().parse_args(["--img-size", "32"]))
+
+    def kernels(netD):
+        return [m.kernel_size[0] for m in netD.aux_body.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert kernels(build_cgan(config)[1]) == [4, 3, 4, 3, 4]
+    assert kernels(build_cgan({k: v for k, v in config.items() if k != "aux_refine"})[1]) == [4, 4, 4]

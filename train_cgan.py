@@ -38,7 +38,7 @@ LOSS_DEFAULTS = {  # (n_critic, lr_g, lr_d, beta1, beta2, d_norm) per loss
 }
 SYNTH_ROOT = os.path.join("data", "iclevr-synth")
 SYNTH_N = 18009  # as many images as the real i-CLEVR
-# The default length, in real images shown to D: 80 epochs of 10,000 images (the CPU hour at 32 px in
+# The default length, in real images shown to D: 80 epochs of 10,000 images (about the CPU hour at 32 px in
 # docs/results.md), 44 of the real 18,009. The best epochs of docs/results.md came late in the hour, so a fixed epoch
 # count would stop a small set's run early and keep a large set's run past the hour.
 DEFAULT_IMAGES = 800_000
@@ -61,7 +61,8 @@ def get_parser():
     g.add_argument("--cond", choices=("projection", "concat"), default="projection",
                    help="D sees y through a projection, or as an extra image channel (concat, seed 002)")
     g.add_argument("--aux-body", choices=("separate", "shared"), default="separate",
-                   help="D's multi-label classifier on a body of its own without spectral norm, or on D's body (AC-GAN)")
+                   help="D's multi-label classifier on a body of its own (no spectral norm, a 3x3 convolution "
+                        "after each downsampling), or on D's body (AC-GAN)")
     g.add_argument("--d-norm", choices=("auto", "batch", "instance", "spectral", "none"), default="auto",
                    help="normalisation in D; auto: instance for wgan-gp, spectral for hinge, batch for bce")
     g = p.add_argument_group("loss and optimisation")
@@ -112,10 +113,12 @@ def validate(args, ckpt=None):
 
 def model_config(args):
     """The architecture a new run records in its checkpoints (fixed on --resume). Without the classifier
-    term (--aux-weight 0) D gets no classifier body of its own: it would run in every step, untrained."""
+    term (--aux-weight 0) D gets no classifier body of its own: it would run in every step, untrained.
+    The classifier's own body has a 3x3 convolution after each downsampling (aux_refine)."""
     config = {**{k: getattr(args, k) for k in MODEL_KEYS}, "n_classes": 24}
     if not args.aux_weight:
         config["aux_body"] = "shared"
+    config["aux_refine"] = config["aux_body"] == "separate"  # absent from older checkpoints: a body without them
     return config
 
 

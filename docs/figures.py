@@ -25,6 +25,8 @@ INFOGAN_10_EPOCHS = {"ttq_amd_seed1.log": 1, "infogan_ema_seed2.log": 2, "infoga
 CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1, no augmentation", "cgan32_recipe_seed2.log": "one-look set, seed 2, no augmentation",
              "cgan_setD_noaug_xeon2.log": "set D, --no-augment", "cgan_setE_noaug_xeon2.log": "set E, --no-augment",
              "cgan_setD_shared_xeon2.log": "set D, --aux-body shared", "cgan_setE_shared_xeon2.log": "set E, --aux-body shared",
+             "cgan_setD_plainbody_xeon2.log": "set D, classifier body without 3x3 convolutions",
+             "cgan_setE_plainbody_xeon2.log": "set E, classifier body without 3x3 convolutions",
              "cgan_setD_xeon2.log": "set D", "cgan_setE_xeon2.log": "set E"}
 
 
