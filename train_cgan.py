@@ -62,7 +62,7 @@ def get_parser():
                    help="D sees y through a projection, or as an extra image channel (concat, seed 002)")
     g.add_argument("--aux-body", choices=("separate", "shared"), default="separate",
                    help="D's multi-label classifier on a body of its own (no spectral norm, a 3x3 convolution "
-                        "after each downsampling), or on D's body (AC-GAN)")
+                        "between its downsamplings), or on D's body (AC-GAN)")
     g.add_argument("--d-norm", choices=("auto", "batch", "instance", "spectral", "none"), default="auto",
                    help="normalisation in D; auto: instance for wgan-gp, spectral for hinge, batch for bce")
     g = p.add_argument_group("loss and optimisation")
@@ -114,7 +114,7 @@ def validate(args, ckpt=None):
 def model_config(args):
     """The architecture a new run records in its checkpoints (fixed on --resume). Without the classifier
     term (--aux-weight 0) D gets no classifier body of its own: it would run in every step, untrained.
-    The classifier's own body has a 3x3 convolution after each downsampling (aux_refine)."""
+    The classifier's own body has a 3x3 convolution between its downsamplings (aux_refine)."""
     config = {**{k: getattr(args, k) for k in MODEL_KEYS}, "n_classes": 24}
     if not args.aux_weight:
         config["aux_body"] = "shared"

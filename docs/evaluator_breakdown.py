@@ -29,13 +29,18 @@ hits = topk_hits(evaluator_probs(net, to_float(images[held_out])).cpu(), conditi
 print(f"{len(held_out)} held-out images of {args.data_root}; the evaluator's recorded accuracy {acc:.4f}")
 print("\n".join(object_breakdown(hits.sum(0), conditions[held_out].sum(0), objects)))
 per_image = conditions[held_out].sum(1)
-print("  found by objects in the image: " + ", ".join(
-    f"{k} {hits[per_image == k].sum() / conditions[held_out][per_image == k].sum():.2f}" for k in (1, 2, 3)))
+
+
+def found_by_count(hits):
+    """Share of the objects found in the held-out images with 1, 2 and 3 objects."""
+    return {k: (hits[per_image == k].sum() / conditions[held_out][per_image == k].sum()).item() for k in (1, 2, 3)}
+
+
+print("  found by objects in the image: " + ", ".join(f"{k} {v:.2f}" for k, v in found_by_count(hits).items()))
 # What a 32-px generator is compared against: real scenes at 32 px, upsampled to 64 as the judge reads them,
 # weighted to each test file's mix of 1, 2 and 3 objects (new_test.json has no single objects).
 small, _, _ = load_iclevr_cached(args.data_root, 32, args.cache_dir)
-hits_32 = topk_hits(evaluator_probs(net, to_float(small[held_out])).cpu(), conditions[held_out])
-found_32 = {k: (hits_32[per_image == k].sum() / conditions[held_out][per_image == k].sum()).item() for k in (1, 2, 3)}
+found_32 = found_by_count(topk_hits(evaluator_probs(net, to_float(small[held_out])).cpu(), conditions[held_out]))
 print("  at 32 px upsampled, found by objects in the image: " + ", ".join(f"{k} {found_32[k]:.3f}" for k in (1, 2, 3)))
 spec = args.data_root if os.path.isfile(os.path.join(args.data_root, "test.json")) else SPEC_DIR
 for name in ("test", "new_test"):
