@@ -121,7 +121,6 @@ def evaluator_for(args_evaluator, data_root, device, epochs=JUDGE_EPOCHS, retrai
         images_32 = load_iclevr_cached(data_root, 32, cache_dir)[0]
         print(f"training an evaluator on {len(images)} images of {data_root} (cached as {path})...", file=sys.stderr)
         net, acc, acc_32 = train_evaluator(images, conditions, device, epochs=epochs, images_32=images_32)
-        print(f"evaluator held-out top-k accuracy: {acc:.4f}", file=sys.stderr)
         return {"model": net.cpu().state_dict(), "heldout_accuracy": acc, "heldout_accuracy_32px": acc_32, "epochs": epochs}
 
     files = iclevr_files(data_root)

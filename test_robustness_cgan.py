@@ -164,10 +164,12 @@ def test_cgan_resume_is_bit_exact(iclevr_root, tmp_path, env):
 def test_the_evaluator_only_judges(iclevr_root, tiny_evaluator, tmp_path, env):
     """Judged every epoch or never judged, the same seed trains the same G and D to the bit: no
     gradient, reward or random draw of the evaluation reaches training. The evaluator's choice shows
-    only in g_best.pt, the best judged epoch."""
+    only in g_best.pt, the best judged epoch.
+    The blind run keeps a moving average of G with decay 0.5 instead of 0.999: in its 3 steps the
+    warm-up decay (1 + n) / (10 + n) is below both, so both averages follow G alike, to the bit."""
     common = ["--data-root", iclevr_root, "--epochs", 1, *TINY]
     cli("train_cgan.py", *common, "--evaluator", tiny_evaluator, "--eval-draws", 2, "--out", tmp_path / "judged", env=env)
-    cli("train_cgan.py", *common, "--no-eval", "--out", tmp_path / "blind", env=env)
+    cli("train_cgan.py", *common, "--no-eval", "--g-ema", 0.5, "--out", tmp_path / "blind", env=env)
     judged, blind = T.load_checkpoint(str(tmp_path / "judged")), T.load_checkpoint(str(tmp_path / "blind"))
     for net in ("netG", "netD", "netG_ema"):
         for key, value in judged[net].items():
@@ -276,3 +278,16 @@ def test_the_classifier_body_has_its_3x3_convolutions_and_old_checkpoints_build_
         return [m.kernel_size[0] for m in netD.aux_body.modules() if isinstance(m, torch.nn.Conv2d)]
     assert kernels(build_cgan(config)[1]) == [4, 3, 4, 3, 4]
     assert kernels(build_cgan({k: v for k, v in config.items() if k != "aux_refine"})[1]) == [4, 4, 4]
+
+
+@pytest.mark.parametrize("typed,saved,augment", [([], {}, False), ([], {"augment": True}, True),
+                                                 (["--augment"], {}, True), (["--no-augment"], {"augment": True}, False)])
+def test_a_run_from_before_augment_resumes_as_it_was_trained(monkeypatch, typed, saved, augment):
+    """A checkpoint without the augment flag comes from a run that saw the scenes as they are: its
+    --resume goes on without augmentation unless the command line asks for it."""
+    from train_cgan import MODEL_KEYS, get_parser, validate
+    monkeypatch.setattr(sys, "argv", ["train_cgan.py", "--resume", "RUN", *typed])
+    ckpt = {"path": "RUN/ckpt.pt", "optD": {}, "args": saved, "config": {"d_norm": "spectral", "img_size": 32}}
+    args = T.resume_args(get_parser().parse_args(), ckpt, get_parser(), MODEL_KEYS)
+    validate(args, ckpt)
+    assert args.augment is augment

@@ -328,6 +328,7 @@ def test_evaluate_cli_trains_caches_and_scores_32px(iclevr_root, tmp_path):
     cache = tmp_path / "cache"
     proc = cli_ok("evaluate.py", "--data-root", iclevr_root, "--epochs", 1, "--also-32px", "--cache-dir", cache)
     lines = dict(line.rsplit(": ", 1) for line in proc.stdout.strip().splitlines())
+    assert "held-out" not in proc.stderr  # each figure once
     assert set(lines) == {"evaluator held-out top-k accuracy",
                           "the same held-out images at 32 px, upsampled to 64 (the best --img-size 32 can reach)"}
     # the cache is in the cache folder, not in the data folder, and records the figures printed

@@ -98,6 +98,8 @@ def validate(args, ckpt=None):
     args.beta1 = beta1 if args.beta1 is None else args.beta1
     args.beta2 = beta2 if args.beta2 is None else args.beta2
     args.d_norm = ckpt["config"]["d_norm"] if ckpt else d_norm if args.d_norm == "auto" else args.d_norm
+    if ckpt and "augment" not in ckpt["args"] and "augment" not in T.given_flags(get_parser()):
+        args.augment = False  # a run from before --augment existed saw the scenes as they are
     if args.img_size is None:  # a GPU trains at the evaluator's 64 px; a CPU at 32 px, where the hour's figure was measured
         args.img_size = ckpt["config"]["img_size"] if ckpt else 32 if T.pick_device(args.device).type == "cpu" else 64
     T.check(not (args.loss == "wgan-gp" and args.d_norm == "batch"),
@@ -234,7 +236,9 @@ def main():
 
     evaluator = None
     if not args.no_eval:
-        evaluator = evaluator_for(args.evaluator, args.data_root, device, cache_dir=args.cache_dir)[0]
+        evaluator, judge_acc, _ = evaluator_for(args.evaluator, args.data_root, device, cache_dir=args.cache_dir)
+        if judge_acc is not None:
+            print(f"evaluator held-out top-k accuracy: {judge_acc:.4f}", flush=True)
 
     # -- models and optimisers
     netG, netD = T.to_device(build_cgan(config), device, channels_last_on_cpu=True)
@@ -254,7 +258,7 @@ def main():
         if g_step:
             run.state["last_loss_g"] = loss_g
             if run.netG_ema is not None:
-                T.ema_update(run.netG_ema, netG, args.g_ema)
+                T.ema_update(run.netG_ema, netG, args.g_ema, num_updates=(iteration + 1) // losses.n_critic)
         return loss_d, run.state["last_loss_g"].to(device), d_real, d_fake
 
     def end_of_epoch(epoch, m):
