@@ -81,7 +81,8 @@ def get_parser():
                    help=f"epochs to train, in total, counting resumed ones (default: as many as show D "
                         f"{DEFAULT_IMAGES:,} real images: 80 of 10,000, 44 of 18,009)")
     g.add_argument("--g-ema", type=float, default=0.999, metavar="DECAY",
-                   help="moving average of G's weights for grids, accuracy and g.pt (0: off)")
+                   help="moving average of G's weights for grids, accuracy and g.pt; at G's n-th step "
+                   "the decay is at most (1+n)/(10+n), so it follows G from the start (0: off)")
     g = p.add_argument_group("evaluation")
     g.add_argument("--evaluator", default=None, help="evaluator checkpoint.pth (default: trained once on the data, cached)")
     g.add_argument("--eval-draws", type=int, default=5, help="noise draws per condition file for the accuracy")

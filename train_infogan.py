@@ -65,7 +65,8 @@ def get_parser():
     g.add_argument("--lambda-aug", type=float, default=2.0,
                    help="weight of Q's cross-entropy on style-jittered copies of G's images (0: the paper's loss)")
     g.add_argument("--g-ema", type=float, default=0.999, metavar="DECAY",
-                   help="moving average of G's weights for grids, accuracy and g.pt (0: off, as in the paper)")
+                   help="moving average of G's weights for grids, accuracy and g.pt; at G's n-th step "
+                   "the decay is at most (1+n)/(10+n), so it follows G from the start (0: off, as in the paper)")
     g = p.add_argument_group("evaluation")
     g.add_argument("--eval-samples", type=int, default=100, help="images per categorical value for code->digit accuracy")
     g.add_argument("--no-eval", action="store_true", help="skip the code->digit accuracy (needs no classifier)")
