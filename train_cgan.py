@@ -99,7 +99,7 @@ def validate(args, ckpt=None):
     args.beta1 = beta1 if args.beta1 is None else args.beta1
     args.beta2 = beta2 if args.beta2 is None else args.beta2
     args.d_norm = ckpt["config"]["d_norm"] if ckpt else d_norm if args.d_norm == "auto" else args.d_norm
-    if ckpt and "augment" not in ckpt["args"] and "augment" not in T.given_flags(get_parser()):
+    if ckpt and "augment" not in ckpt.get("args", {}) and "augment" not in T.given_flags(get_parser()):
         args.augment = False  # a run from before --augment existed saw the scenes as they are
     if args.img_size is None:  # a GPU trains at the evaluator's 64 px; a CPU at 32 px, where the hour's figure was measured
         args.img_size = ckpt["config"]["img_size"] if ckpt else 32 if T.pick_device(args.device).type == "cpu" else 64
