@@ -30,6 +30,7 @@ from evaluate import evaluator_for, generator_accuracy
 from models import build_cgan
 
 MODEL_KEYS = ("img_size", "noise_dim", "g_width", "d_width", "g_upsample", "g_cond", "cond", "d_norm", "aux_body")  # fixed on --resume
+FLAGS_BEFORE = {"augment": False}  # --resume of a run older than a flag: what it did (no augmentation before --augment)
 LOSS_COLUMNS = ("loss_d", "loss_g", "d_real", "d_fake")
 LOSS_DEFAULTS = {  # (n_critic, lr_g, lr_d, beta1, beta2, d_norm) per loss
     "wgan-gp": (5, 2e-4, 2e-4, 0.0, 0.9, "instance"),   # seed 002 / Gulrajani et al.
@@ -99,8 +100,6 @@ def validate(args, ckpt=None):
     args.beta1 = beta1 if args.beta1 is None else args.beta1
     args.beta2 = beta2 if args.beta2 is None else args.beta2
     args.d_norm = ckpt["config"]["d_norm"] if ckpt else d_norm if args.d_norm == "auto" else args.d_norm
-    if ckpt and "augment" not in ckpt.get("args", {}) and "augment" not in T.given_flags(get_parser()):
-        args.augment = False  # a run from before --augment existed saw the scenes as they are
     if args.img_size is None:  # a GPU trains at the evaluator's 64 px; a CPU at 32 px, where the hour's figure was measured
         args.img_size = ckpt["config"]["img_size"] if ckpt else 32 if T.pick_device(args.device).type == "cpu" else 64
     T.check(not (args.loss == "wgan-gp" and args.d_norm == "batch"),
@@ -212,7 +211,8 @@ def train_step(real, y, netG, netD, optG, optD, losses, amp, g_step):
 
 
 def main():
-    args, ckpt, device, machine = T.start_run("cgan", get_parser, validate, MODEL_KEYS, os.path.join("runs", "cgan"))
+    args, ckpt, device, machine = T.start_run("cgan", get_parser, validate, MODEL_KEYS, os.path.join("runs", "cgan"),
+                                              FLAGS_BEFORE)
     config = ckpt["config"] if ckpt else model_config(args)
     print(f"image size: {config['img_size']} px" + (" (upsampled to the evaluator's 64 px)" if config["img_size"] != 64 else ""),
           flush=True)

@@ -644,12 +644,14 @@ def given_flags(parser):
     return vars(parser.parse_known_args()[0])
 
 
-def resume_args(args, ckpt, parser, model_keys):
+def resume_args(args, ckpt, parser, model_keys, flags_before=None):
     """--resume: flags not typed on this command line take the checkpoint run's values (data root,
-    losses, learning rates, epochs...); the model's config always comes from the checkpoint."""
+    losses, learning rates, epochs...); the model's config always comes from the checkpoint. A flag
+    newer than the checkpoint takes its value in flags_before: what runs made before it did."""
     check("optD" in ckpt, f"{ckpt['path']} holds only a generator; resume from the run's ckpt.pt or its folder")
     given = given_flags(parser)
-    for key, value in ckpt.get("args", {}).items():
+    saved = {**(flags_before or {}), **ckpt.get("args", {})}
+    for key, value in saved.items():
         if key not in given and key not in ("resume", "out") and hasattr(args, key):
             setattr(args, key, value)
     warn_resume_conflicts(ckpt["config"], given, model_keys)
@@ -805,7 +807,7 @@ def interrupted(out, epoch, step, steps_per_epoch):
 
 # ---------------------------------------------------------------------------- the run
 
-def start_run(kind, get_parser, validate, model_keys, default_out):
+def start_run(kind, get_parser, validate, model_keys, default_out, flags_before=None):
     """Everything both trainers do before their data and models: parse the flags (on --resume: the
     checkpoint's, where not typed again), claim and lock the run folder, pick device and precision,
     seed, and say where the run goes. Returns (args, ckpt or None, device, machine)."""
@@ -813,7 +815,7 @@ def start_run(kind, get_parser, validate, model_keys, default_out):
     check(not (args.resume and args.overwrite), "--resume continues a run and --overwrite replaces it: give one")
     ckpt = load_checkpoint(args.resume, kind=kind) if args.resume else None
     if ckpt:
-        args = resume_args(args, ckpt, get_parser(), model_keys)
+        args = resume_args(args, ckpt, get_parser(), model_keys, flags_before)
     validate(args, ckpt)
     device = pick_device(args.device)
     precision = pick_precision(device, args.precision)
