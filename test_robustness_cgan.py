@@ -261,8 +261,9 @@ def test_d_builds_a_classifier_body_only_for_a_classifier_term(aux_weight, has_o
     """--aux-body separate (the default) with --aux-weight 0, as in seed 002's command: no second body
     that every D step would run and nothing would train."""
     from models import build_cgan
-    from train_cgan import get_parser, model_config
+    from train_cgan import get_parser, model_config, validate
     args = get_parser().parse_args(["--aux-weight", str(aux_weight), "--img-size", "32"])
+    validate(args)
     _, netD = build_cgan(model_config(args))
     assert (netD.aux_body is not None) == has_own_body
 
@@ -271,8 +272,10 @@ def test_the_classifier_body_has_its_3x3_convolutions_and_old_checkpoints_build_
     """The default D's classifier body has a 3x3 convolution after each downsampling but the last; a
     checkpoint from before aux_refine existed (no such key) rebuilds the body it was trained with."""
     from models import build_cgan
-    from train_cgan import get_parser, model_config
-    config = model_config(get_parser().parse_args(["--img-size", "32"]))
+    from train_cgan import get_parser, model_config, validate
+    args = get_parser().parse_args(["--img-size", "32"])
+    validate(args)
+    config = model_config(args)
 
     def kernels(netD):
         return [m.kernel_size[0] for m in netD.aux_body.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -290,3 +293,18 @@ def test_a_run_from_before_augment_resumes_as_it_was_trained(monkeypatch, typed,
     ckpt = {"path": "RUN/ckpt.pt", "optD": {}, "args": saved, "config": {}}
     args = T.resume_args(get_parser().parse_args(), ckpt, get_parser(), MODEL_KEYS, FLAGS_BEFORE)
     assert args.augment is augment
+
+
+@pytest.mark.parametrize("typed,ckpt_widths,widths", [(["--img-size", "64"], None, (32, 32)),
+                                                      (["--img-size", "32"], None, (64, 64)),
+                                                      (["--img-size", "64", "--g-width", "48"], None, (48, 32)),
+                                                      (["--img-size", "64"], (64, 64), (64, 64))])
+def test_a_cpu_at_64_px_trains_the_narrower_networks(typed, ckpt_widths, widths):
+    """On a CPU, 64 px defaults to half the channels (the 32-px networks' cost: 3x the epochs in the
+    hour, docs/results.md); 32 px and typed widths stay as they are, and a checkpoint keeps its own."""
+    from train_cgan import get_parser, validate
+    args = get_parser().parse_args([*typed, "--device", "cpu"])
+    ckpt = None if ckpt_widths is None else {"config": {"img_size": 64, "d_norm": "spectral",
+                                                         "g_width": ckpt_widths[0], "d_width": ckpt_widths[1]}}
+    validate(args, ckpt)
+    assert (args.g_width, args.d_width) == widths
