@@ -295,16 +295,18 @@ def test_a_run_from_before_augment_resumes_as_it_was_trained(monkeypatch, typed,
     assert args.augment is augment
 
 
-@pytest.mark.parametrize("typed,ckpt_widths,widths", [(["--img-size", "64"], None, (32, 32)),
-                                                      (["--img-size", "32"], None, (64, 64)),
-                                                      (["--img-size", "64", "--g-width", "48"], None, (48, 32)),
-                                                      (["--img-size", "64"], (64, 64), (64, 64))])
-def test_a_cpu_at_64_px_trains_the_narrower_networks(typed, ckpt_widths, widths):
-    """On a CPU, 64 px defaults to half the channels (the 32-px networks' cost: 3x the epochs in the
-    hour, docs/results.md); 32 px and typed widths stay as they are, and a checkpoint keeps its own."""
+@pytest.mark.parametrize("device,typed,ckpt_widths,widths", [("cpu", ["--img-size", "64"], None, (32, 32)),
+                                                             ("cpu", ["--img-size", "32"], None, (64, 64)),
+                                                             ("cpu", ["--img-size", "64", "--g-width", "48"], None, (48, 32)),
+                                                             ("cpu", ["--img-size", "64"], (64, 64), (64, 64)),
+                                                             ("cuda", [], None, (64, 64))])
+def test_a_cpu_at_64_px_trains_the_narrower_networks(monkeypatch, device, typed, ckpt_widths, widths):
+    """On a CPU, 64 px defaults to half the channels (3x the epochs in the hour, docs/results.md); 32 px,
+    a GPU (64 px) and typed widths keep 64 or what was typed, and a checkpoint keeps its own."""
     from train_cgan import get_parser, validate
-    args = get_parser().parse_args([*typed, "--device", "cpu"])
+    monkeypatch.setattr(T, "pick_device", lambda name: torch.device(device))  # a GPU's choice, without one
+    args = get_parser().parse_args(typed)
     ckpt = None if ckpt_widths is None else {"config": {"img_size": 64, "d_norm": "spectral",
                                                          "g_width": ckpt_widths[0], "d_width": ckpt_widths[1]}}
     validate(args, ckpt)
-    assert (args.g_width, args.d_width) == widths
+    assert (args.g_width, args.d_width) == widths and (device == "cpu" or args.img_size == 64)

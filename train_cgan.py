@@ -104,7 +104,7 @@ def validate(args, ckpt=None):
     args.d_norm = ckpt["config"]["d_norm"] if ckpt else d_norm if args.d_norm == "auto" else args.d_norm
     if args.img_size is None:  # a GPU trains at the evaluator's 64 px; a CPU at 32 px, where the hour's figure was measured
         args.img_size = ckpt["config"]["img_size"] if ckpt else 32 if T.pick_device(args.device).type == "cpu" else 64
-    for name in ("g_width", "d_width"):  # a CPU at 64 px: the 32-px networks' cost, and a better hour (docs/results.md)
+    for name in ("g_width", "d_width"):  # a CPU at 64 px: a third of the 64-wide networks' epoch time, and a better hour (docs/results.md)
         if getattr(args, name) is None:
             cpu_at_64 = args.img_size == 64 and T.pick_device(args.device).type == "cpu"
             setattr(args, name, ckpt["config"][name] if ckpt else 32 if cpu_at_64 else 64)
