@@ -102,12 +102,12 @@ def validate(args, ckpt=None):
     args.beta1 = beta1 if args.beta1 is None else args.beta1
     args.beta2 = beta2 if args.beta2 is None else args.beta2
     args.d_norm = ckpt["config"]["d_norm"] if ckpt else d_norm if args.d_norm == "auto" else args.d_norm
+    on_cpu = T.pick_device(args.device).type == "cpu"
     if args.img_size is None:  # a GPU trains at the evaluator's 64 px; a CPU at 32 px, where the hour's figure was measured
-        args.img_size = ckpt["config"]["img_size"] if ckpt else 32 if T.pick_device(args.device).type == "cpu" else 64
-    for name in ("g_width", "d_width"):  # a CPU at 64 px: a third of the 64-wide networks' epoch time, and a better hour (docs/results.md)
+        args.img_size = ckpt["config"]["img_size"] if ckpt else 32 if on_cpu else 64
+    for name in ("g_width", "d_width"):  # a CPU at 64 px: a third of the 64-wide networks' epoch time, a better hour
         if getattr(args, name) is None:
-            cpu_at_64 = args.img_size == 64 and T.pick_device(args.device).type == "cpu"
-            setattr(args, name, ckpt["config"][name] if ckpt else 32 if cpu_at_64 else 64)
+            setattr(args, name, ckpt["config"][name] if ckpt else 32 if on_cpu and args.img_size == 64 else 64)
     T.check(not (args.loss == "wgan-gp" and args.d_norm == "batch"),
             "--loss wgan-gp needs a D without batch norm (the gradient penalty is per sample): use --d-norm instance")
     for name in ("noise_dim", "g_width", "d_width", "batch_size", "n_critic", "eval_draws"):
