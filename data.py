@@ -10,7 +10,8 @@ import json
 import os
 import shutil
 from functools import lru_cache
-from multiprocessing import Pool
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import numpy as np
 import torch
@@ -461,8 +462,11 @@ def make_iclevr(out_dir, n=18009, seed=0, workers=2, ranges=None, metal_share=ME
     from tqdm import tqdm
     bar = dict(total=n, desc="rendering i-CLEVR", disable=None, leave=False)
     if workers > 1:
-        with Pool(workers) as pool:
-            results = list(tqdm(pool.imap(_render_one, jobs, chunksize=64), **bar))
+        # Spawned, not forked, workers: a fork copies the locks the parent's threads hold (torch and
+        # numpy start some) and can hang the child; and the executor raises where a Pool would wait
+        # forever on a worker that died.
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            results = list(tqdm(pool.map(_render_one, jobs, chunksize=64), **bar))
     else:
         results = [_render_one(job) for job in tqdm(jobs, **bar)]
     for name in ("test.json", "new_test.json"):
