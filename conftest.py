@@ -8,7 +8,11 @@ import struct
 import subprocess
 import sys
 
-import numpy as np
+# Two test files run at a time (pytest.ini) on runs far too small for a second thread to pay:
+# one thread per process keeps the workers from contending for the cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402 (after the thread count, which numpy reads on import)
 import pytest
 
 REPO = os.path.dirname(os.path.abspath(__file__))
