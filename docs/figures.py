@@ -31,7 +31,8 @@ CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1, no augmentation", "cgan
              "cgan_setD_noemawarmup_xeon2.log": "set D, G's moving average without warm-up",
              "cgan_setE_64px_xeon2.log": "set E, 64 px", "cgan_setD_64px_xeon2.log": "set D, 64 px",
              "cgan_setE_64px_batch32_xeon2.log": "set E, 64 px, batches of 32",
-             "cgan_setE_64px_w64_xeon2.log": "set E, 64 px, widths 64"}
+             "cgan_setE_64px_w64_xeon2.log": "set E, 64 px, widths 64",
+             "cgan_setE_epyc.log": "set E, EPYC, bf16"}
 
 
 def runs(path):
