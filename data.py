@@ -462,8 +462,8 @@ def make_iclevr(out_dir, n=18009, seed=0, workers=2, ranges=None, metal_share=ME
     from tqdm import tqdm
     bar = dict(total=n, desc="rendering i-CLEVR", disable=None, leave=False)
     if workers > 1:
-        # Spawned, not forked, workers: a fork copies the locks the parent's threads hold (torch and
-        # numpy start some) and can hang the child; and the executor raises where a Pool would wait
+        # Spawned, not forked, workers: a forked child inherits any lock another thread of the parent
+        # held at the fork, and can hang on it; and the executor raises where a Pool would wait
         # forever on a worker that died.
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             results = list(tqdm(pool.map(_render_one, jobs, chunksize=64), **bar))

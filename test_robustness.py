@@ -36,7 +36,7 @@ import training as T
 from conftest import REPO, run, write_fake_mnist
 from test_guards import cli
 
-ENV = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+ENV = {}  # this file's runs' environment on top of os.environ (one thread: conftest): the tools fixture adds GAN_CACHE_DIR
 N_TRAIN, BATCH = 150, 50
 STEPS = N_TRAIN // BATCH  # 3 steps per epoch: room to stop in the middle of one
 
