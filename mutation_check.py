@@ -183,7 +183,7 @@ MUTATIONS = [
              "self.aux_head(features if aux_features is None else aux_features)", "self.aux_head(features)",
              (CGAN,), "aux_body"),
     Mutation("a classifier body without a classifier term", "train_cgan.py",
-             '        config["aux_body"] = "shared"\n', "        pass\n", (CGAN,), "classifier_body"),
+             '"aux_body": "separate" if args.aux_weight else "shared"}', '"aux_body": "separate"}', (CGAN,), "classifier_body"),
     Mutation("the classifier body without its 3x3 convolutions", "train_cgan.py",
              'config["aux_refine"] = config["aux_body"] == "separate"', 'config["aux_refine"] = False', (CGAN,),
              "classifier_body"),
@@ -225,7 +225,9 @@ def copy_repo(dst):
 
 def pytest(repo, files, k, timeout):
     """(exit code or None on timeout, seconds, last lines of output)."""
-    argv = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *files] + (["-k", k] if k else [])
+    # one process (pytest.ini's -n 2 off): under xdist, -x ends a failing run with exit code 2, not 1
+    argv = [sys.executable, "-m", "pytest", "-q", "-x", "-o", "addopts=", "-p", "no:cacheprovider", *files] + \
+        (["-k", k] if k else [])
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
     t0 = time.monotonic()
     try:

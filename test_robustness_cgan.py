@@ -17,7 +17,6 @@ from test_guards import cli
 ENV = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
 # explicit model flags, so a change of train_cgan.py's defaults does not change what these tests run
 TINY = ["--img-size", 32, "--batch-size", 16, "--g-width", 16, "--d-width", 16, "--g-upsample", "--g-cond", "cbn",
-        "--aux-body", "separate",
         "--seed", 5, "--precision", "fp32", "--device", "cpu"]
 
 
@@ -240,7 +239,7 @@ def test_d_sees_real_and_generated_scenes_moved_alike(augment):
 
 
 def test_separate_aux_body_keeps_the_classifier_and_the_game_apart():
-    """--aux-body separate: the classifier's loss trains its own body, never D's spectral-norm body,
+    """D's classifier on a body of its own: the classifier's loss trains its own body, never D's spectral-norm body,
     and the real/fake score never reaches the classifier's body, which has no spectral norm."""
     from models import CondDiscriminator
     torch.manual_seed(0)
@@ -258,7 +257,7 @@ def test_separate_aux_body_keeps_the_classifier_and_the_game_apart():
 
 @pytest.mark.parametrize("aux_weight,has_own_body", [(1.0, True), (0.0, False)])
 def test_d_builds_a_classifier_body_only_for_a_classifier_term(aux_weight, has_own_body):
-    """--aux-body separate (the default) with --aux-weight 0, as in seed 002's command: no second body
+    """The classifier's own body only with a classifier term; --aux-weight 0, as in seed 002's command: no second body
     that every D step would run and nothing would train."""
     from models import build_cgan
     from train_cgan import get_parser, model_config, validate

@@ -6,7 +6,7 @@
                                                           # seed 002's WGAN-GP with concatenated conditions
 
 The defaults: hinge loss, projection D with an auxiliary multi-label classifier (--aux-weight) on
-a body of its own (--aux-body), D seeing real and generated scenes mirrored and shifted alike
+a body of its own, D seeing real and generated scenes mirrored and shifted alike
 (--augment), G with nearest-upsample convolutions and conditional BatchNorm, a moving average of G,
 and G/D learning rates 4e-4/8e-4 (figures per data set and CPU: docs/results.md). The image size
 follows the device: 64 px on a GPU, 32 px on a CPU (upsampled to the evaluator's 64 px, as the
@@ -29,7 +29,7 @@ from data import SPEC_DIR, flip_and_shift, load_conditions, load_iclevr_cached, 
 from evaluate import evaluator_for, generator_accuracy
 from models import build_cgan
 
-MODEL_KEYS = ("img_size", "noise_dim", "g_width", "d_width", "g_upsample", "g_cond", "cond", "d_norm", "aux_body")  # fixed on --resume
+MODEL_KEYS = ("img_size", "noise_dim", "g_width", "d_width", "g_upsample", "g_cond", "cond", "d_norm")  # fixed on --resume
 FLAGS_BEFORE = {"augment": False}  # --resume of a run older than a flag: what it did (no augmentation before --augment)
 LOSS_COLUMNS = ("loss_d", "loss_g", "d_real", "d_fake")
 LOSS_DEFAULTS = {  # (n_critic, lr_g, lr_d, beta1, beta2, d_norm) per loss
@@ -63,9 +63,6 @@ def get_parser():
                    help="G sees y concatenated to z (seed 002), or also through conditional BatchNorm (cbn)")
     g.add_argument("--cond", choices=("projection", "concat"), default="projection",
                    help="D sees y through a projection, or as an extra image channel (concat, seed 002)")
-    g.add_argument("--aux-body", choices=("separate", "shared"), default="separate",
-                   help="D's multi-label classifier on a body of its own (no spectral norm, a 3x3 convolution "
-                        "between its downsamplings), or on D's body (AC-GAN)")
     g.add_argument("--d-norm", choices=("auto", "batch", "instance", "spectral", "none"), default="auto",
                    help="normalisation in D; auto: instance for wgan-gp, spectral for hinge, batch for bce")
     g = p.add_argument_group("loss and optimisation")
@@ -120,12 +117,12 @@ def validate(args, ckpt=None):
 
 
 def model_config(args):
-    """The architecture a new run records in its checkpoints (fixed on --resume). Without the classifier
-    term (--aux-weight 0) D gets no classifier body of its own: it would run in every step, untrained.
-    The classifier's own body has a 3x3 convolution between its downsamplings (aux_refine)."""
-    config = {**{k: getattr(args, k) for k in MODEL_KEYS}, "n_classes": 24}
-    if not args.aux_weight:
-        config["aux_body"] = "shared"
+    """The architecture a new run records in its checkpoints (fixed on --resume). D's classifier has a
+    body of its own, without spectral norm and with a 3x3 convolution between its downsamplings
+    (aux_refine): on D's body it learns the objects slowly (docs/results.md). Without the classifier
+    term (--aux-weight 0) there is no such body: it would run in every step, untrained."""
+    config = {**{k: getattr(args, k) for k in MODEL_KEYS}, "n_classes": 24,
+              "aux_body": "separate" if args.aux_weight else "shared"}
     config["aux_refine"] = config["aux_body"] == "separate"  # absent from older checkpoints: a body without them
     return config
 
