@@ -496,7 +496,7 @@ def main():
     for key, (lo, hi) in LOOK_RANGES.items():
         look.add_argument("--" + key.replace("_", "-"), type=float, nargs=2, metavar=("LO", "HI"), default=[lo, hi],
                           help=f"{helps[key]} (default: {lo:g} {hi:g})")
-    look.add_argument("--metal", type=float, default=METAL_SHARE, help="share of metallic objects; the rest are matte")
+    look.add_argument("--metal", type=float, default=METAL_SHARE, help=f"share of metallic objects; the rest are matte (default: {METAL_SHARE:g})")
     args = p.parse_args()
     check(args.n > 0, f"--n must be > 0 (got {args.n})")
     check(args.workers > 0, f"--workers must be > 0 (got {args.workers})")

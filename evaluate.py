@@ -179,11 +179,11 @@ def main():
     p = T.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=None, help="i-CLEVR folder (real layout); default: the --ckpt run's, "
                    "else data/iclevr-synth")
-    p.add_argument("--evaluator", default=None, help="evaluator checkpoint (default: trained and cached in --data-root)")
+    p.add_argument("--evaluator", default=None, help="evaluator checkpoint (default: one trained on --data-root, cached in the cache folder)")
     p.add_argument("--ckpt", default=None, help="a cGAN g.pt/ckpt.pt to judge on test.json and new_test.json")
     p.add_argument("--draws", type=int, default=10, help="noise draws per condition file")
     p.add_argument("--epochs", type=int, default=JUDGE_EPOCHS, help="epochs when an evaluator is trained here")
-    p.add_argument("--retrain", action="store_true", help="train a new evaluator even if one is cached in --data-root")
+    p.add_argument("--retrain", action="store_true", help="train a new evaluator even if one for --data-root is cached")
     p.add_argument("--cache-dir", default=None, help="where decoded images and the evaluator are cached (default: user cache)")
     p.add_argument("--also-32px", action="store_true", help="also score the held-out real images after a round trip "
                    "through 32 px: the ceiling of a generator trained with --img-size 32")
@@ -216,6 +216,7 @@ def main():
     netG = netG.to(device)
     evaluator = evaluator_for(args.evaluator, args.data_root, device, cache_dir=args.cache_dir)[0]
     objects = ckpt["objects"]
+    print(f"generator: {ckpt['path']} (epoch {ckpt.get('epoch', '?')})")  # g_best.pt's name does not say which epoch
     for name in ("test.json", "new_test.json"):
         conditions = load_conditions(os.path.join(SPEC_DIR, name), objects)
         mean, std, _, found = generator_accuracy(netG, ckpt["config"]["noise_dim"], evaluator, conditions, args.draws,

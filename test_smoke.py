@@ -474,6 +474,7 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
         assert Image.open(tmp_path / "test.png").width > 8 * 34 + 2  # labelled: the objects under each image
         proc = cli_ok("evaluate.py", "--ckpt", out / "g.pt", "--evaluator", tiny_evaluator, "--draws", 2)
         lines = proc.stdout.strip().splitlines()
+        assert lines.pop(0) == f"generator: {out / 'g.pt'} (epoch 1)"
         assert [line.split(":")[0].strip() for line in lines] == [
             "test.json", "found by shape", "found by colour", "new_test.json", "found by shape", "found by colour"]
         assert lines[1].split(": ")[1].count(",") == 2 and lines[2].split(": ")[1].count(",") == 7

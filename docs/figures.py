@@ -24,7 +24,7 @@ INFOGAN_LOGS = {
 INFOGAN_10_EPOCHS = {"ttq_amd_seed1.log": 1, "infogan_ema_seed2.log": 2, "infogan_ema_seed3.log": 3}
 CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1, no augmentation", "cgan32_recipe_seed2.log": "one-look set, seed 2, no augmentation",
              "cgan_setD_noaug_xeon2.log": "set D, --no-augment", "cgan_setE_noaug_xeon2.log": "set E, --no-augment",
-             "cgan_setD_shared_xeon2.log": "set D, --aux-body shared", "cgan_setE_shared_xeon2.log": "set E, --aux-body shared",
+             "cgan_setD_shared_xeon2.log": "set D, classifier on D's body", "cgan_setE_shared_xeon2.log": "set E, classifier on D's body",
              "cgan_setD_plainbody_xeon2.log": "set D, classifier body without 3x3 convolutions",
              "cgan_setE_plainbody_xeon2.log": "set E, classifier body without 3x3 convolutions",
              "cgan_setD_xeon2.log": "set D", "cgan_setE_xeon2.log": "set E",
@@ -81,7 +81,9 @@ def cgan():
             total += seconds
             minutes[epoch] = total / 60
         both = {line: next((r for r in rows if r[2] >= line and r[4] >= line), None) for line in (0.80, 0.90)}
-        best = max(rows, key=lambda r: (r[2] + r[4]) / 2)
+        top = max(round((r[2] + r[4]) / 2, 4) for r in rows)
+        ties = [r for r in rows if round((r[2] + r[4]) / 2, 4) == top]  # the log's three digits can tie
+        best = ties[0]
         print(f"cGAN, {label} ({name}): {len(rows)} epochs, {minutes[rows[-1][0]]:.1f} min of training loop"
               + (f", {wall} wall clock in all" if wall else ""))
         for line, r in both.items():
@@ -89,7 +91,8 @@ def cgan():
                 print(f"  both >= {line:.2f} first at epoch {r[0]} ({minutes[r[0]]:.1f} min of training loop): "
                       f"{r[2]:.3f} / {r[4]:.3f}")
         print(f"  best of the run: epoch {best[0]} ({minutes[best[0]]:.1f} min): "
-              f"test {best[2]:.3f} +- {best[3]:.3f}, new_test {best[4]:.3f} +- {best[5]:.3f}")
+              f"test {best[2]:.3f} +- {best[3]:.3f}, new_test {best[4]:.3f} +- {best[5]:.3f}"
+              + "".join(f"; tied at these digits by epoch {r[0]}: {r[2]:.3f} / {r[4]:.3f}" for r in ties[1:]))
         print("  curve (epoch: test / new_test): " + ", ".join(
             f"{r[0]}: {r[2]:.2f}/{r[4]:.2f}" for r in rows if r[0] % 10 == 0 or r[0] == rows[-1][0]))
 
