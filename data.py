@@ -6,6 +6,7 @@ indexing, so there is no per-image PIL work in the training loop.
     python data.py make-iclevr --out data/iclevr-synth --n 18009 --seed 0      # a new look per image
     python data.py make-iclevr --out small --object-size 0.6 0.8 --metal 0     # smaller matte objects
 """
+import glob
 import json
 import os
 import shutil
@@ -113,6 +114,9 @@ def load_conditions(path, objects):
 def load_iclevr(root, img_size=64):
     """The training set as (uint8 images (N, 3, S, S), multi-hot conditions (N, 24), objects)."""
     check(os.path.isdir(root), f"i-CLEVR folder not found: {root} (make a synthetic one with: "
+          f"python data.py make-iclevr --out {root})")
+    check(any(os.path.isfile(os.path.join(root, f)) for f in ("objects.json", "train.json")),
+          f"{root} holds no i-CLEVR (no objects.json or train.json; make a synthetic one with: "
           f"python data.py make-iclevr --out {root})")
     objects = load_objects(root)
     train = read_json(os.path.join(root, "train.json"), "train.json")
@@ -477,6 +481,12 @@ def make_iclevr(out_dir, n=18009, seed=0, workers=2, ranges=None, metal_share=ME
         json.dump({name: i for i, name in enumerate(OBJECT_NAMES)}, f)
 
 
+def iclevr_outputs(out_dir):
+    """What make_iclevr writes into out_dir, where it already exists."""
+    names = [os.path.join(out_dir, n) for n in ("train.json", "objects.json", "test.json", "new_test.json")]
+    return [f for f in names if os.path.isfile(f)] + sorted(glob.glob(os.path.join(glob.escape(out_dir), "iclevr", "*.png")))
+
+
 def main():
     from training import ArgumentParser
     p = ArgumentParser(description="Dataset tools. make-iclevr: render a synthetic i-CLEVR in the real layout.")
@@ -487,6 +497,8 @@ def main():
     m.add_argument("--n", type=int, default=18009, help="number of training images (the real set has 18,009)")
     m.add_argument("--seed", type=int, default=0, help="random seed (same seed = same images)")
     m.add_argument("--workers", type=int, default=2, help="processes rendering in parallel")
+    m.add_argument("--overwrite", action="store_true", help="replace the i-CLEVR already in --out (its JSON files "
+                   "and iclevr/*.png; other files stay)")
     look = m.add_argument_group("look (each image draws its own value from LO..HI; LO = HI fixes it)")
     helps = {"object_size": "object size, x the base size", "camera_elevation": "degrees the camera looks down",
              "camera_distance": "camera distance, x the base (objects shrink as 1/distance)",
@@ -503,6 +515,11 @@ def main():
     ranges = {key: tuple(getattr(args, key)) for key in LOOK_RANGES}
     check_look(ranges, args.metal)
     from training import make_run_dir
+    existing = iclevr_outputs(args.out)
+    check(not existing or args.overwrite, f"{args.out} already holds an i-CLEVR ({len(existing)} files); choose "
+          f"another --out, or replace it with --overwrite")
+    for f in existing:  # a smaller set written over a larger one would leave the larger one's images behind
+        os.remove(f)
     make_run_dir(args.out)
     make_iclevr(args.out, args.n, args.seed, args.workers, ranges, args.metal)
     print(f"wrote {args.n} images to {args.out}")

@@ -116,7 +116,10 @@ def evaluator_for(args_evaluator, data_root, device, epochs=JUDGE_EPOCHS, retrai
     if retrain and os.path.isfile(path):
         os.remove(path)
 
+    built = []
+
     def build():
+        built.append(True)
         images, conditions, _ = load_iclevr_cached(data_root, 64, cache_dir)
         images_32 = load_iclevr_cached(data_root, 32, cache_dir)[0]
         print(f"training an evaluator on {len(images)} images of {data_root} (cached as {path})...", file=sys.stderr)
@@ -128,6 +131,9 @@ def evaluator_for(args_evaluator, data_root, device, epochs=JUDGE_EPOCHS, retrai
         load_iclevr_cached(data_root, 64, cache_dir)  # says in one line what is wrong with the folder
     recipe = ("evaluator", "flip+shift")  # a judge cached by another recipe is retrained, not reused
     data = T.cached(os.path.dirname(path), os.path.basename(path), T.fingerprint(files, *recipe), build, "evaluator cache")
+    if not built:  # a quick judge (--epochs 1) cached once is what every later run reuses: say which one
+        print(f"evaluator: cached as {path}, trained on {data_root}, epochs: {data.get('epochs', '?')} "
+              f"(python evaluate.py --data-root {data_root} --retrain trains it again)", file=sys.stderr)
     with T.isolated_rng():
         net = build_evaluator()
     try:
@@ -217,6 +223,8 @@ def main():
     evaluator = evaluator_for(args.evaluator, args.data_root, device, cache_dir=args.cache_dir)[0]
     objects = ckpt["objects"]
     print(f"generator: {ckpt['path']} (epoch {ckpt.get('epoch', '?')})")  # g_best.pt's name does not say which epoch
+    if args.evaluator:
+        print(f"evaluator: {args.evaluator}")
     for name in ("test.json", "new_test.json"):
         conditions = load_conditions(os.path.join(SPEC_DIR, name), objects)
         mean, std, _, found = generator_accuracy(netG, ckpt["config"]["noise_dim"], evaluator, conditions, args.draws,

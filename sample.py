@@ -146,6 +146,8 @@ def sample_cgan(ckpt, args, device):
     T.check((args.labels is None) != (args.json is None), "give exactly one of --labels or --json")
     if args.labels is not None:
         names = [n.strip() for n in args.labels.split(",") if n.strip()]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        T.check(not twice, f"--labels names {', '.join(twice)} twice: a condition holds each object once")
         y = to_multi_hot([names], objects, "--labels").repeat(args.n or 8, 1)
         nrow, name = 8, "labels"
     else:

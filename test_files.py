@@ -216,6 +216,24 @@ def test_the_same_command_twice_keeps_both_runs(small_mnist, tmp_path, monkeypat
     assert not os.path.exists(tmp_path / "runs" / "infogan" / T.LOCK)  # released at the end
 
 
+def test_a_run_stopped_by_a_bad_flag_leaves_the_default_folder_free(tmp_path, monkeypatch):
+    """A run that stops at bad input (after its folder was made) holds no run: the next run takes that folder."""
+    monkeypatch.chdir(tmp_path)
+    cmd = ["--data-root", tmp_path / "no-such-set", "--epochs", 1, "--no-eval", *TINY_CGAN]
+    for _ in range(2):
+        proc = cli("train_cgan.py", *cmd)
+        one_line(proc, "i-CLEVR folder not found")
+        assert "run folder: runs/cgan " in proc.stdout
+
+
+def test_the_interrupt_message_says_where_the_run_stopped(tmp_path, capsys):
+    T.interrupted(str(tmp_path), 2, 3, 10)
+    T.interrupted(str(tmp_path), 13, 0, 10)
+    lines = capsys.readouterr().err.split("\n")
+    assert "interrupted at epoch 2, step 3/10; saved. Resume with:" in lines
+    assert "interrupted after epoch 13; saved. Resume with:" in lines
+
+
 def test_explicit_out_holding_a_run_is_refused_or_overwritten(iclevr_root, tmp_path):
     out = tmp_path / "run"
     cmd = ["--data-root", iclevr_root, "--out", out, "--no-eval", *TINY_CGAN]
@@ -250,6 +268,7 @@ def test_a_folder_in_use_is_refused_and_readable(infogan_run, small_mnist, tmp_p
         holder.communicate(b"")  # the holder ends
     proc = cli("train_infogan.py", "--resume", out, "--epochs", 1)  # 1 epoch: already done, nothing trained
     assert "taking over the stale lock" in proc.stderr and not os.path.exists(os.path.join(out, T.LOCK))
+    assert f"nothing to train: the run in {out} is at epoch 1 of 1; --resume {out} --epochs N" in proc.stderr
 
 
 def test_a_stale_lock_is_taken_over_and_the_resume_stays_exact(small_mnist, tmp_path):

@@ -116,6 +116,22 @@ def test_make_iclevr_same_seed_same_images_for_any_worker_count(tmp_path):
                for n in train)
 
 
+def test_make_iclevr_does_not_write_over_a_set_unless_asked(tmp_path):
+    """A second make-iclevr into the same folder is refused; with --overwrite the new set replaces the old
+    one entirely (a smaller set leaves none of the larger one's images behind)."""
+    out = tmp_path / "set"
+    assert cli("data.py", "make-iclevr", "--out", out, "--n", 5, "--workers", 1).returncode == 0
+    kept = {p.name: p.read_bytes() for p in (out / "iclevr").iterdir()}
+    (out / "notes.txt").write_text("the user's own file")
+    assert_one_line_error(cli("data.py", "make-iclevr", "--out", out, "--n", 2, "--workers", 1),
+                          "already holds an i-CLEVR (9 files); choose another --out, or replace it with --overwrite")
+    assert {p.name: p.read_bytes() for p in (out / "iclevr").iterdir()} == kept
+    assert cli("data.py", "make-iclevr", "--out", out, "--n", 2, "--seed", 1, "--workers", 1, "--overwrite").returncode == 0
+    train = json.load(open(out / "train.json"))
+    assert len(train) == 2 and sorted(p.name for p in (out / "iclevr").iterdir()) == sorted(train)
+    assert (out / "notes.txt").read_text() == "the user's own file"
+
+
 @pytest.mark.parametrize("flags,phrase", [
     (["--object-size", 1.0, 0.5], "--object-size needs 0.3 <= LO <= HI <= 1.3 (got 1 0.5)"),
     (["--camera-elevation", 5, 30], "--camera-elevation needs 15 <= LO <= HI <= 70 (got 5 30)"),

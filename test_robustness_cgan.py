@@ -50,6 +50,8 @@ def unknown_object(root):
 
 DAMAGE = {
     "missing train.json": (lambda r: os.remove(os.path.join(r, "train.json")), "train.json not found"),
+    "no JSON files": (lambda r: [os.remove(os.path.join(r, f)) for f in ("train.json", "objects.json")],
+                      "holds no i-CLEVR (no objects.json or train.json; make a synthetic one with: python data.py"),
     "malformed train.json": (lambda r: write(os.path.join(r, "train.json"), "{not json"), "not valid JSON"),
     "malformed objects.json": (lambda r: write(os.path.join(r, "objects.json"), "[1, 2"), "not valid JSON"),
     "unknown object": (unknown_object, "unknown object 'pink cube'"),
@@ -132,7 +134,7 @@ def test_infogan_checkpoint_to_cgan_commands_is_refused(tmp_path, env):
     g = str(tmp_path / "infogan" / "g.pt")
     torch.save(dict(kind="infogan", config=config, netG=netG.state_dict(), epoch=1, code_to_digit=None), g)
     proc = cli("train_cgan.py", "--resume", g, env=env)
-    assert_one_line_error(proc, "use it with train_infogan.py")
+    assert_one_line_error(proc, "is an infogan checkpoint, not cgan; use it with train_infogan.py")
     proc = cli("evaluate.py", "--ckpt", g, env=env)
     assert_one_line_error(proc, "use it with train_infogan.py")
 

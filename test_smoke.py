@@ -342,6 +342,8 @@ def test_evaluate_cli_trains_caches_and_scores_32px(iclevr_root, tmp_path):
         "the same held-out images at 32 px, upsampled to 64 (the best --img-size 32 can reach)"]
     cached = cli_ok("evaluate.py", "--data-root", iclevr_root, "--cache-dir", cache)  # the second call loads it
     assert cached.stdout.strip() == proc.stdout.strip().splitlines()[0] and "training an evaluator" not in cached.stderr
+    assert f"evaluator: cached as {cache / evaluators[0]}, trained on {iclevr_root}, epochs: 1 (" in cached.stderr
+    assert "evaluator: cached" not in proc.stderr  # said only when a cached one is reused
 
 
 def test_conditional_batchnorm_follows_the_condition():
@@ -475,8 +477,12 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
         proc = cli_ok("evaluate.py", "--ckpt", out / "g.pt", "--evaluator", tiny_evaluator, "--draws", 2)
         lines = proc.stdout.strip().splitlines()
         assert lines.pop(0) == f"generator: {out / 'g.pt'} (epoch 1)"
+        assert lines.pop(0) == f"evaluator: {tiny_evaluator}"
         assert [line.split(":")[0].strip() for line in lines] == [
             "test.json", "found by shape", "found by colour", "new_test.json", "found by shape", "found by colour"]
         assert lines[1].split(": ")[1].count(",") == 2 and lines[2].split(": ")[1].count(",") == 7
         bad = cli("sample.py", "--ckpt", out / "g.pt", "--labels", "pink cube")
         assert bad.returncode == 2 and "pink cube" in bad.stderr and "yellow cylinder" in bad.stderr
+        bad = cli("sample.py", "--ckpt", out / "g.pt", "--labels", "red cube, blue sphere,red cube")
+        assert bad.returncode == 2 and bad.stderr.strip() == \
+            "error: --labels names red cube twice: a condition holds each object once"

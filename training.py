@@ -363,7 +363,8 @@ def load_checkpoint(path, kind=None):
           f"{path} is not a checkpoint of this toolkit (no 'kind'/'config' inside)")
     if kind is not None and ckpt["kind"] != kind:
         other = {"infogan": "train_infogan.py", "cgan": "train_cgan.py"}.get(ckpt["kind"], "?")
-        raise UserError(f"{path} is a {ckpt['kind']} checkpoint, not {kind}; use it with {other}")
+        article = "an" if ckpt["kind"][:1] in "aeiou" else "a"
+        raise UserError(f"{path} is {article} {ckpt['kind']} checkpoint, not {kind}; use it with {other}")
     ckpt["path"] = path
     return ckpt
 
@@ -429,7 +430,9 @@ RUN_OUTPUTS = (CHECKPOINT, GENERATOR, "g_best.pt", "losses.csv", "accuracy.csv",
 
 
 def run_files(path):
-    return sorted(f for pattern in RUN_OUTPUTS for f in glob.glob(os.path.join(glob.escape(path), pattern)))
+    """The run outputs in path; an empty folder (the grids/ of a run that stopped at a bad flag) is none."""
+    return sorted(f for pattern in RUN_OUTPUTS for f in glob.glob(os.path.join(glob.escape(path), pattern))
+                  if not (os.path.isdir(f) and not os.listdir(f)))
 
 
 def claim_run_dir(out, default, resume=False, overwrite=False):
@@ -802,8 +805,8 @@ def nan_message(epoch, step, steps_per_epoch, out):
 
 
 def interrupted(out, epoch, step, steps_per_epoch):
-    where = f"epoch {epoch}, step {step}/{steps_per_epoch}" if step else f"after epoch {epoch}"
-    print(f"\ninterrupted at {where}; saved. Resume with:\n  {resume_command(out)}", file=sys.stderr)
+    where = f"at epoch {epoch}, step {step}/{steps_per_epoch}" if step else f"after epoch {epoch}"
+    print(f"\ninterrupted {where}; saved. Resume with:\n  {resume_command(out)}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------- the run
@@ -908,6 +911,9 @@ class Run:
         the report and the line."""
         args, out, state = self.args, self.out, self.state
         steps_per_epoch, stop = n_items // args.batch_size, StopRequest()
+        if state["epoch"] >= args.epochs:
+            print(f"nothing to train: the run in {out} is at epoch {state['epoch']} of {args.epochs}; "
+                  f"--resume {out} --epochs N trains it on to epoch N", file=sys.stderr)
         for epoch in range(state["epoch"], args.epochs):
             t0 = time.time()
             rows = train_epoch(state, epoch, n_items, step_fn, columns, args, stop, self.device, out,
