@@ -18,7 +18,6 @@ loading included.
 """
 import training as T  # first: it sets up the Apple-silicon fallback before torch loads
 
-import argparse
 import os
 import re
 import resource
@@ -264,11 +263,11 @@ def time_to_quality(data_root, target, max_epochs, extra):
 
 
 def main():
-    p = T.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = T.ArgumentParser(description=__doc__, formatter_class=T.HelpFormatter)
     p.add_argument("--data-root", default="./data", help="folder with MNIST/raw/")
     p.add_argument("--device", choices=("both",) + T.DEVICES, default="both",
                    help="both: the CPU, and the GPU when present (--smoke: auto)")
-    p.add_argument("--batch-size", type=int, default=100, help="InfoGAN batch size (docs/results.md's figures are at 100)")
+    p.add_argument("--batch-size", type=int, default=100, help="InfoGAN batch size (docs/results.md's figures use the default)")
     p.add_argument("--cgan-batch-size", type=int, default=64, help="cGAN batch size")
     p.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
     p.add_argument("--iters", type=int, default=15, help="timed iterations per row")

@@ -488,10 +488,10 @@ def iclevr_outputs(out_dir):
 
 
 def main():
-    from training import ArgumentParser
+    from training import ArgumentParser, HelpFormatter
     p = ArgumentParser(description="Dataset tools. make-iclevr: render a synthetic i-CLEVR in the real layout.")
     sub = p.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("make-iclevr", help="render a synthetic i-CLEVR (train.json, objects.json, test.json, "
+    m = sub.add_parser("make-iclevr", formatter_class=HelpFormatter, help="render a synthetic i-CLEVR (train.json, objects.json, test.json, "
                                            "new_test.json, iclevr/*.png)")
     m.add_argument("--out", required=True, help="folder to write")
     m.add_argument("--n", type=int, default=18009, help="number of training images (the real set has 18,009)")

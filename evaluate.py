@@ -9,7 +9,6 @@ loads unchanged, on CPU too. Accuracy is the coursework's top-k accuracy (models
 """
 import training as T  # first: it sets up the Apple-silicon fallback before torch loads
 
-import argparse
 import os
 import sys
 
@@ -182,7 +181,7 @@ def object_breakdown(found, asked, objects):
 
 
 def main():
-    p = T.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = T.ArgumentParser(description=__doc__, formatter_class=T.HelpFormatter)
     p.add_argument("--data-root", default=None, help="i-CLEVR folder (real layout); default: the --ckpt run's, "
                    "else data/iclevr-synth")
     p.add_argument("--evaluator", default=None, help="evaluator checkpoint (default: one trained on --data-root, cached in the cache folder)")

@@ -18,7 +18,6 @@ in the figure's order, with the categorical `codes` (InfoGAN) or the multi-hot `
 """
 import training as T  # first: it sets up the Apple-silicon fallback before torch loads
 
-import argparse
 import os
 
 import numpy as np
@@ -29,7 +28,7 @@ from models import infogan_latent, infogan_noise
 
 
 def get_parser():
-    p = T.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = T.ArgumentParser(description=__doc__, formatter_class=T.HelpFormatter)
     p.add_argument("--ckpt", required=True, metavar="PATH", help="g.pt, ckpt.pt or a run folder (InfoGAN or cGAN)")
     p.add_argument("--out", default=None, metavar="FILE", help=".png (labelled figure) or .npz (raw uint8 images)")
     p.add_argument("--plain", action="store_true", help="with .png: the bare image grid, without labels")

@@ -402,3 +402,11 @@ def test_rng_state_in_a_checkpoint_restores_python_numpy_and_torch(tmp_path, kee
     again = draw_each_stream()
     for stream in expected:
         assert again[stream] == expected[stream], f"{stream}'s random stream was not restored"
+
+
+def test_help_shows_every_default():
+    """--help names the defaults, a 0 included (0 == False: a test `default in (None, False)` would hide it)."""
+    proc = cli("data.py", "make-iclevr", "--help")
+    assert proc.returncode == 0 and "same seed = same images) (default: 0)" in " ".join(proc.stdout.split())
+    proc = cli("evaluate.py", "--help")
+    assert proc.returncode == 0 and "noise draws per condition file (default: 10)" in " ".join(proc.stdout.split())

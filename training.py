@@ -65,11 +65,11 @@ class TrainingStopped(Exception):
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """--help of the trainers: every flag's default, and the script's docstring with its line breaks
+    """--help of every script: every flag's default, and the script's docstring with its line breaks
     (the example commands would otherwise run together)."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False) or "default" in (action.help or ""):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
             return action.help  # no "(default: None)" after a help that already says what happens
         return super()._get_help_string(action)
 
