@@ -36,7 +36,8 @@ def load_mnist(root, train=True, img_size=28, download=True):
     try:
         ds = MNIST(root, train=train, download=download)
     except Exception as e:  # no network, a mirror down, a read-only folder...
-        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        reason = lines[-1][:120] if lines else type(e).__name__  # torchvision's last line is the cause
         raise UserError(f"MNIST not found in {raw} and the download failed ({reason}); put the four IDX files "
                         f"({', '.join(MNIST_FILES)}) there, or pass --data-root to a folder that has MNIST/raw/") from None
     images = ds.data.unsqueeze(1)  # uint8 (N, 1, 28, 28)
