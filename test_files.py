@@ -214,6 +214,9 @@ def test_the_same_command_twice_keeps_both_runs(small_mnist, tmp_path, monkeypat
     assert run_hashes(tmp_path / "runs" / "infogan") == kept
     assert run_hashes(tmp_path / "runs" / "infogan-2") != kept
     assert not os.path.exists(tmp_path / "runs" / "infogan" / T.LOCK)  # released at the end
+    resumed = cli("train_infogan.py", "--resume", "runs/infogan")  # its paths stay as typed
+    assert "nothing to train: the run in runs/infogan is at epoch 1 of 1" in resumed.stderr
+    assert "sample.py --ckpt runs/infogan/g.pt" in resumed.stdout
 
 
 def test_a_run_stopped_by_a_bad_flag_leaves_the_default_folder_free(tmp_path, monkeypatch):

@@ -663,7 +663,7 @@ def resume_args(args, ckpt, parser, model_keys, flags_before=None):
         print(f"warning: --batch-size {args.batch_size} ignored until the interrupted epoch ends: it was "
               f"saved mid-epoch with batch size {ckpt['args']['batch_size']}", file=sys.stderr)
         args.batch_size = ckpt["args"]["batch_size"]
-    args.out = os.path.dirname(os.path.abspath(ckpt["path"]))
+    args.out = os.path.dirname(ckpt["path"]) or "."  # as typed: the commands printed stay short
     return args
 
 
