@@ -267,7 +267,8 @@ def main():
     p.add_argument("--data-root", default="./data", help="folder with MNIST/raw/")
     p.add_argument("--device", choices=("both",) + T.DEVICES, default="both",
                    help="both: the CPU, and the GPU when present (--smoke: auto)")
-    p.add_argument("--batch-size", type=int, default=100, help="InfoGAN batch size (docs/results.md's figures use the default)")
+    p.add_argument("--batch-size", type=int, default=100,
+                   help="InfoGAN batch size (docs/results.md's figures use the default)")
     p.add_argument("--cgan-batch-size", type=int, default=64, help="cGAN batch size")
     p.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
     p.add_argument("--iters", type=int, default=15, help="timed iterations per row")

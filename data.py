@@ -485,15 +485,16 @@ def make_iclevr(out_dir, n=18009, seed=0, workers=2, ranges=None, metal_share=ME
 def iclevr_outputs(out_dir):
     """What make_iclevr writes into out_dir, where it already exists."""
     names = [os.path.join(out_dir, n) for n in ("train.json", "objects.json", "test.json", "new_test.json")]
-    return [f for f in names if os.path.isfile(f)] + sorted(glob.glob(os.path.join(glob.escape(out_dir), "iclevr", "*.png")))
+    images = glob.glob(os.path.join(glob.escape(out_dir), "iclevr", "*.png"))
+    return [f for f in names if os.path.isfile(f)] + sorted(images)
 
 
 def main():
     from training import ArgumentParser, HelpFormatter
     p = ArgumentParser(description="Dataset tools. make-iclevr: render a synthetic i-CLEVR in the real layout.")
     sub = p.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("make-iclevr", formatter_class=HelpFormatter, help="render a synthetic i-CLEVR (train.json, objects.json, test.json, "
-                                           "new_test.json, iclevr/*.png)")
+    m = sub.add_parser("make-iclevr", formatter_class=HelpFormatter,
+                       help="render a synthetic i-CLEVR (train.json, objects.json, test.json, new_test.json, iclevr/*.png)")
     m.add_argument("--out", required=True, help="folder to write")
     m.add_argument("--n", type=int, default=18009, help="number of training images (the real set has 18,009)")
     m.add_argument("--seed", type=int, default=0, help="random seed (same seed = same images)")
@@ -509,7 +510,8 @@ def main():
     for key, (lo, hi) in LOOK_RANGES.items():
         look.add_argument("--" + key.replace("_", "-"), type=float, nargs=2, metavar=("LO", "HI"), default=[lo, hi],
                           help=f"{helps[key]} (default: {lo:g} {hi:g})")
-    look.add_argument("--metal", type=float, default=METAL_SHARE, help=f"share of metallic objects; the rest are matte (default: {METAL_SHARE:g})")
+    look.add_argument("--metal", type=float, default=METAL_SHARE,
+                      help=f"share of metallic objects; the rest are matte (default: {METAL_SHARE:g})")
     args = p.parse_args()
     check(args.n > 0, f"--n must be > 0 (got {args.n})")
     check(args.workers > 0, f"--workers must be > 0 (got {args.workers})")

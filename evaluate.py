@@ -184,7 +184,8 @@ def main():
     p = T.ArgumentParser(description=__doc__, formatter_class=T.HelpFormatter)
     p.add_argument("--data-root", default=None, help="i-CLEVR folder (real layout); default: the --ckpt run's, "
                    "else data/iclevr-synth")
-    p.add_argument("--evaluator", default=None, help="evaluator checkpoint (default: one trained on --data-root, cached in the cache folder)")
+    p.add_argument("--evaluator", default=None,
+                   help="evaluator checkpoint (default: one trained on --data-root, cached in the cache folder)")
     p.add_argument("--ckpt", default=None, help="a cGAN g.pt/ckpt.pt to judge on test.json and new_test.json")
     p.add_argument("--draws", type=int, default=10, help="noise draws per condition file")
     p.add_argument("--epochs", type=int, default=JUDGE_EPOCHS, help="epochs when an evaluator is trained here")

@@ -67,7 +67,8 @@ def get_parser():
                    help="normalisation in D; auto: instance for wgan-gp, spectral for hinge, batch for bce")
     g = p.add_argument_group("loss and optimisation")
     g.add_argument("--loss", choices=tuple(LOSS_DEFAULTS), default="hinge", help="adversarial loss")
-    g.add_argument("--aux-weight", type=float, default=1.0, help="weight of D's and G's multi-label classifier loss (0: off); the D and G losses printed include it")
+    g.add_argument("--aux-weight", type=float, default=1.0,
+                   help="weight of D's and G's multi-label classifier loss (0: off); the D and G losses printed include it")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="D sees real and generated scenes mirrored and shifted alike (DiffAugment)")
     g.add_argument("--n-critic", type=int, default=None, help="D steps per G step (default: 5 for wgan-gp, else 1)")
