@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from training import UserError, check
 
 SPEC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iclevr")  # objects/test/new_test.json
+SPEC_FILES = ("test.json", "new_test.json")  # the conditions a generator is judged on, copied into every made set
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
@@ -114,11 +115,10 @@ def load_conditions(path, objects):
 
 def load_iclevr(root, img_size=64):
     """The training set as (uint8 images (N, 3, S, S), multi-hot conditions (N, 24), objects)."""
-    check(os.path.isdir(root), f"i-CLEVR folder not found: {root} (make a synthetic one with: "
-          f"python data.py make-iclevr --out {root})")
+    make_one = f"make a synthetic one with: python data.py make-iclevr --out {root}"
+    check(os.path.isdir(root), f"i-CLEVR folder not found: {root} ({make_one})")
     check(any(os.path.isfile(os.path.join(root, f)) for f in ("objects.json", "train.json")),
-          f"{root} holds no i-CLEVR (no objects.json or train.json; make a synthetic one with: "
-          f"python data.py make-iclevr --out {root})")
+          f"{root} holds no i-CLEVR (no objects.json or train.json; {make_one})")
     objects = load_objects(root)
     train = read_json(os.path.join(root, "train.json"), "train.json")
     check(isinstance(train, dict) and train, f"{os.path.join(root, 'train.json')} must map image filenames to object lists")
@@ -474,7 +474,7 @@ def make_iclevr(out_dir, n=18009, seed=0, workers=2, ranges=None, metal_share=ME
             results = list(tqdm(pool.map(_render_one, jobs, chunksize=64), **bar))
     else:
         results = [_render_one(job) for job in tqdm(jobs, **bar)]
-    for name in ("test.json", "new_test.json"):
+    for name in SPEC_FILES:
         shutil.copyfile(os.path.join(SPEC_DIR, name), os.path.join(out_dir, name))
     with open(os.path.join(out_dir, "train.json"), "w") as f:
         json.dump(dict(results), f)
@@ -484,7 +484,7 @@ def make_iclevr(out_dir, n=18009, seed=0, workers=2, ranges=None, metal_share=ME
 
 def iclevr_outputs(out_dir):
     """What make_iclevr writes into out_dir, where it already exists."""
-    names = [os.path.join(out_dir, n) for n in ("train.json", "objects.json", "test.json", "new_test.json")]
+    names = [os.path.join(out_dir, n) for n in ("train.json", "objects.json", *SPEC_FILES)]
     images = glob.glob(os.path.join(glob.escape(out_dir), "iclevr", "*.png"))
     return [f for f in names if os.path.isfile(f)] + sorted(images)
 

@@ -81,8 +81,8 @@ def cgan():
             total += seconds
             minutes[epoch] = total / 60
         both = {line: next((r for r in rows if r[2] >= line and r[4] >= line), None) for line in (0.80, 0.90)}
-        top = max(round((r[2] + r[4]) / 2, 4) for r in rows)
-        ties = [r for r in rows if round((r[2] + r[4]) / 2, 4) == top]  # the log's three digits can tie
+        means = {r[0]: round((r[2] + r[4]) / 2, 4) for r in rows}  # rounded: the log's three digits can tie
+        ties = [r for r in rows if means[r[0]] == max(means.values())]
         best = ties[0]
         print(f"cGAN, {label} ({name}): {len(rows)} epochs, {minutes[rows[-1][0]]:.1f} min of training loop"
               + (f", {wall} wall clock in all" if wall else ""))
