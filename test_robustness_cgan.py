@@ -296,18 +296,20 @@ def test_a_run_from_before_augment_resumes_as_it_was_trained(monkeypatch, typed,
     assert args.augment is augment
 
 
-@pytest.mark.parametrize("device,typed,ckpt_widths,widths", [("cpu", ["--img-size", "64"], None, (32, 32)),
-                                                             ("cpu", ["--img-size", "32"], None, (64, 64)),
-                                                             ("cpu", ["--img-size", "64", "--g-width", "48"], None, (48, 32)),
-                                                             ("cpu", ["--img-size", "64"], (64, 64), (64, 64)),
-                                                             ("cuda", [], None, (64, 64))])
-def test_a_cpu_at_64_px_trains_the_narrower_networks(monkeypatch, device, typed, ckpt_widths, widths):
-    """On a CPU, 64 px defaults to half the channels (3x the epochs in the hour, docs/results.md); 32 px,
-    a GPU (64 px) and typed widths keep 64 or what was typed, and a checkpoint keeps its own."""
+@pytest.mark.parametrize("device,typed,ckpt_model,model", [
+    ("cpu", ["--img-size", "64"], None, (32, 32, False)),
+    ("cpu", ["--img-size", "32"], None, (64, 64, True)),
+    ("cpu", ["--img-size", "64", "--g-width", "48", "--g-upsample"], None, (48, 32, True)),
+    ("cpu", ["--img-size", "64"], (64, 64, True), (64, 64, True)),
+    ("cuda", [], None, (64, 64, True))])
+def test_a_cpu_at_64_px_trains_the_narrower_networks(monkeypatch, device, typed, ckpt_model, model):
+    """On a CPU, 64 px defaults to half the channels (3x the epochs in the hour) and a transposed-conv G
+    (docs/results.md); 32 px, a GPU (64 px) and typed flags keep 64 wide with upsampling or what was
+    typed, and a checkpoint keeps its own."""
     from train_cgan import get_parser, validate
     monkeypatch.setattr(T, "pick_device", lambda name: torch.device(device))  # a GPU's choice, without one
     args = get_parser().parse_args(typed)
-    ckpt = None if ckpt_widths is None else {"config": {"img_size": 64, "d_norm": "spectral",
-                                                         "g_width": ckpt_widths[0], "d_width": ckpt_widths[1]}}
+    ckpt = None if ckpt_model is None else {"config": {"img_size": 64, "d_norm": "spectral", "g_width": ckpt_model[0],
+                                                       "d_width": ckpt_model[1], "g_upsample": ckpt_model[2]}}
     validate(args, ckpt)
-    assert (args.g_width, args.d_width) == widths and (device == "cpu" or args.img_size == 64)
+    assert (args.g_width, args.d_width, args.g_upsample) == model and (device == "cpu" or args.img_size == 64)

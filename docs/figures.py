@@ -29,10 +29,13 @@ CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1, no augmentation", "cgan
              "cgan_setE_plainbody_xeon2.log": "set E, classifier body without 3x3 convolutions",
              "cgan_setD_xeon2.log": "set D", "cgan_setE_xeon2.log": "set E",
              "cgan_setD_noemawarmup_xeon2.log": "set D, G's moving average without warm-up",
-             "cgan_setE_64px_xeon2.log": "set E, 64 px", "cgan_setD_64px_xeon2.log": "set D, 64 px",
+             "cgan_setE_64px_xeon2.log": "set E, 64 px, upsample G", "cgan_setD_64px_xeon2.log": "set D, 64 px, upsample G",
              "cgan_setE_64px_batch32_xeon2.log": "set E, 64 px, batches of 32",
              "cgan_setE_64px_w64_xeon2.log": "set E, 64 px, widths 64",
-             "cgan_setE_epyc.log": "set E, EPYC, bf16"}
+             "cgan_setE_epyc.log": "set E, EPYC, bf16",
+             ("cgan_setE_64px_20min_epyc.log", "cgan_setE_64px_hour_epyc.log"): "set E, 64 px, upsample G, EPYC, bf16",
+             ("cgan_setE_64px_transposed_20min_epyc.log", "cgan_setE_64px_transposed_resumed_epyc.log",
+              "cgan_setE_64px_transposed_hour_epyc.log"): "set E, 64 px, transposed-conv G, EPYC, bf16"}
 
 
 def runs(path):
@@ -65,17 +68,23 @@ def infogan():
         print(f"  seed {seed}, 10 epochs: " + " ".join(f"{a:.3f}" for a in accs) + f"  ({name})")
 
 
+def log_lines(name):
+    """The lines of a log, or of a run's logs in order (a run resumed into a log of its own: a tuple of names)."""
+    for part in (name,) if isinstance(name, str) else name:
+        with open(os.path.join(DOCS, part)) as f:
+            yield from f
+
+
 def cgan():
     for name, label in CGAN_LOGS.items():
         rows, wall = [], None
-        with open(os.path.join(DOCS, name)) as f:
-            for line in f:
-                m = CGAN.search(line)
-                if m:
-                    rows.append((int(m.group(1)), float(m.group(2)), float(m.group(3)), float(m.group(4)),
-                                 float(m.group(5)), float(m.group(6))))
-                if "Elapsed (wall clock)" in line:
-                    wall = line.split("): ")[1].strip()
+        for line in log_lines(name):
+            m = CGAN.search(line)
+            if m:
+                rows.append((int(m.group(1)), float(m.group(2)), float(m.group(3)), float(m.group(4)),
+                             float(m.group(5)), float(m.group(6))))
+            if "Elapsed (wall clock)" in line:
+                wall = line.split("): ")[1].strip()
         minutes, total = {}, 0.0
         for epoch, seconds, *_ in rows:
             total += seconds
@@ -84,7 +93,8 @@ def cgan():
         means = {r[0]: round((r[2] + r[4]) / 2, 4) for r in rows}  # rounded: the log's three digits can tie
         ties = [r for r in rows if means[r[0]] == max(means.values())]
         best = ties[0]
-        print(f"cGAN, {label} ({name}): {len(rows)} epochs, {minutes[rows[-1][0]]:.1f} min of training loop"
+        logs = name if isinstance(name, str) else " + ".join(name)
+        print(f"cGAN, {label} ({logs}): {len(rows)} epochs, {minutes[rows[-1][0]]:.1f} min of training loop"
               + (f", {wall} wall clock in all" if wall else ""))
         for line, r in both.items():
             if r:
