@@ -272,7 +272,8 @@ def _sample_case(extra, phrase):
 
 
 CKPT_WORDS = {"missing": "not found", "empty": "checkpoint is empty", "truncated": "cannot load checkpoint",
-              "random-bytes": "cannot load checkpoint", "plain-dict": "not a checkpoint", "cgan-kind": "not infogan",
+              "random-bytes": "cannot load checkpoint", "plain-dict": "not a checkpoint",
+              "cgan-kind": "is a cgan checkpoint, not infogan; use it with train_cgan.py --resume, sample.py or evaluate.py",
               "python-object": "could run code", "generator-only": "only a generator"}
 SAMPLE_CKPT_KINDS = ("missing", "truncated", "plain-dict")  # sample.py shares training.load_checkpoint
 

@@ -134,9 +134,9 @@ def test_infogan_checkpoint_to_cgan_commands_is_refused(tmp_path, env):
     g = str(tmp_path / "infogan" / "g.pt")
     torch.save(dict(kind="infogan", config=config, netG=netG.state_dict(), epoch=1, code_to_digit=None), g)
     proc = cli("train_cgan.py", "--resume", g, env=env)
-    assert_one_line_error(proc, "is an infogan checkpoint, not cgan; use it with train_infogan.py")
+    assert_one_line_error(proc, "is an infogan checkpoint, not cgan; use it with train_infogan.py --resume or sample.py")
     proc = cli("evaluate.py", "--ckpt", g, env=env)
-    assert_one_line_error(proc, "use it with train_infogan.py")
+    assert_one_line_error(proc, "use it with train_infogan.py --resume or sample.py")
 
 
 def test_cgan_resume_is_bit_exact(iclevr_root, tmp_path, env):

@@ -362,7 +362,8 @@ def load_checkpoint(path, kind=None):
     check(isinstance(ckpt, dict) and "kind" in ckpt and "config" in ckpt,
           f"{path} is not a checkpoint of this toolkit (no 'kind'/'config' inside)")
     if kind is not None and ckpt["kind"] != kind:
-        other = {"infogan": "train_infogan.py", "cgan": "train_cgan.py"}.get(ckpt["kind"], "?")
+        other = {"infogan": "train_infogan.py --resume or sample.py",
+                 "cgan": "train_cgan.py --resume, sample.py or evaluate.py"}.get(ckpt["kind"], "?")
         article = "an" if ckpt["kind"][:1] in "aeiou" else "a"
         raise UserError(f"{path} is {article} {ckpt['kind']} checkpoint, not {kind}; use it with {other}")
     ckpt["path"] = path
