@@ -11,7 +11,7 @@ a body of its own, D seeing real and generated scenes mirrored and shifted alike
 and G/D learning rates 4e-4/8e-4 (figures per data set and CPU: docs/results.md). The image size
 follows the device: 64 px on a GPU, 32 px on a CPU (upsampled to the evaluator's 64 px, as the
 coursework did); a CPU at 64 px trains networks of half the width, for 3x the epochs in the hour, and
-DCGAN's transposed-conv G, whose hour there reads higher and draws sharper objects.
+DCGAN's transposed-conv G, whose hour there reads higher and draws more compact objects.
 Every epoch: ckpt.pt / g.pt, grids of the 32 test.json and new_test.json conditions (8 per row), the
 evaluator's top-k accuracy on both (mean +- std over noise draws), g_best.pt, losses.csv, curves.png
 and report.md.
