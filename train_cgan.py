@@ -105,11 +105,12 @@ def validate(args, ckpt=None):
     on_cpu = T.pick_device(args.device).type == "cpu"
     if args.img_size is None:  # a GPU trains at the evaluator's 64 px; a CPU at 32 px, where the hour's figure was measured
         args.img_size = ckpt["config"]["img_size"] if ckpt else 32 if on_cpu else 64
-    for name in ("g_width", "d_width"):  # a CPU at 64 px: a third of the 64-wide networks' epoch time, a better hour
+    cpu_at_64 = on_cpu and args.img_size == 64  # narrower networks and transposed convs: a better hour (docs/results.md)
+    for name in ("g_width", "d_width"):  # a third of the 64-wide networks' epoch time
         if getattr(args, name) is None:
-            setattr(args, name, ckpt["config"][name] if ckpt else 32 if on_cpu and args.img_size == 64 else 64)
-    if args.g_upsample is None:  # a CPU at 64 px: transposed convs, faster epochs and a better hour (docs/results.md)
-        args.g_upsample = ckpt["config"].get("g_upsample", False) if ckpt else not (on_cpu and args.img_size == 64)
+            setattr(args, name, ckpt["config"][name] if ckpt else 32 if cpu_at_64 else 64)
+    if args.g_upsample is None:  # transposed convs: faster epochs, and the hour reads higher
+        args.g_upsample = ckpt["config"].get("g_upsample", False) if ckpt else not cpu_at_64
     T.check(not (args.loss == "wgan-gp" and args.d_norm == "batch"),
             "--loss wgan-gp needs a D without batch norm (the gradient penalty is per sample): use --d-norm instance")
     for name in ("noise_dim", "g_width", "d_width", "batch_size", "n_critic", "eval_draws"):

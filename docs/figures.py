@@ -10,6 +10,7 @@ training loop only: evaluation, saving and start-up come on top; the wall-clock 
 """
 import os
 import re
+import statistics
 
 DOCS = os.path.dirname(os.path.abspath(__file__))
 EPOCH = re.compile(r"epoch (\d+)/(\d+) \| ([0-9.]+)s, .*?(?:code->digit acc ([0-9.]+))?$")
@@ -79,12 +80,16 @@ def log_lines(name):
 
 def cgan():
     for name, label in CGAN_LOGS.items():
-        rows, wall = [], None
+        rows, wall, whole, resumed = [], None, [], False
         for line in log_lines(name):
+            resumed = resumed or line.startswith("resuming ")
             m = CGAN.search(line)
             if m:
                 rows.append((int(m.group(1)), float(m.group(2)), float(m.group(3)), float(m.group(4)),
                              float(m.group(5)), float(m.group(6))))
+                if not resumed:  # the first epoch after a resume ran only its remaining steps
+                    whole.append(float(m.group(2)))
+                resumed = False
             if "Elapsed (wall clock)" in line:
                 wall = line.split("): ")[1].strip()
         minutes, total = {}, 0.0
@@ -98,6 +103,7 @@ def cgan():
         logs = name if isinstance(name, str) else " + ".join(name)
         print(f"cGAN, {label} ({logs}): {len(rows)} epochs, {minutes[rows[-1][0]]:.1f} min of training loop"
               + (f", {wall} wall clock in all" if wall else ""))
+        print(f"  whole epochs: {min(whole):.1f}-{max(whole):.1f} s, median {statistics.median(whole):.1f} s ({len(whole)})")
         for line, r in both.items():
             if r:
                 print(f"  both >= {line:.2f} first at epoch {r[0]} ({minutes[r[0]]:.1f} min of training loop): "
