@@ -3,7 +3,11 @@
 MNIST: IDX files in ROOT/MNIST/raw/ holding digits drawn with PIL's font (a learnable 10-class
 stand-in for the real thing). i-CLEVR: the synthetic renderer of data.py, in the real layout.
 """
+import contextlib
+import importlib
+import io
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -60,6 +64,35 @@ def run(script, *args, timeout=300, env=None, check=True, cwd=None):
     return proc
 
 
+def cli(script, *args, env=None):
+    """Run a repo script's main() in this process, through training.run_cli, as `python script args`
+    would: a CompletedProcess with its exit code, stdout and stderr. No interpreter start-up, which
+    costs seconds per command on a small machine; an exception that escapes run_cli (a traceback
+    for the user) fails the calling test with that traceback."""
+    import training
+    module = importlib.import_module(os.path.splitext(script)[0])
+    argv = [os.path.join(REPO, script), *map(str, args)]
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_env = sys.argv, dict(os.environ)
+    saved_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}  # a trainer's StopRequest takes them
+    sys.argv = argv
+    os.environ.update({k: str(v) for k, v in (env or {}).items()})
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                training.run_cli(module.main)
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = saved_argv
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for sig, handler in saved_handlers.items():
+            signal.signal(sig, handler)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture(scope="package")
 def mnist_root(tmp_path_factory):
     return write_fake_mnist(str(tmp_path_factory.mktemp("mnist")))
@@ -67,10 +100,12 @@ def mnist_root(tmp_path_factory):
 
 @pytest.fixture(scope="package")
 def infogan_run(tmp_path_factory, mnist_root):
-    """One real epoch of train_infogan.py on the tiny MNIST, shared by several tests."""
+    """One real epoch of train_infogan.py on the tiny MNIST, shared by several tests (in this process:
+    the tests that start the script as its own process are in test_robustness.py)."""
     out = str(tmp_path_factory.mktemp("runs") / "infogan")
-    proc = run("train_infogan.py", "--data-root", mnist_root, "--out", out, "--epochs", 1, "--batch-size", 50,
+    proc = cli("train_infogan.py", "--data-root", mnist_root, "--out", out, "--epochs", 1, "--batch-size", 50,
                "--eval-samples", 20, "--seed", 3)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
 
 

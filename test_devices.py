@@ -8,8 +8,7 @@ import pytest
 import torch
 
 import training as T
-from conftest import write_fake_mnist
-from test_guards import cli
+from conftest import cli, write_fake_mnist
 
 # fp16 on a CPU runs without hardware support, many times slower than fp32: one or two small steps an epoch
 FAST = ["--batch-size", 10, "--seed", 3, "--no-eval"]

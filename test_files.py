@@ -5,7 +5,7 @@ A crafted pickle whose __reduce__ would create a marker file is given to every f
 and planted as every cache; the marker must never appear. Run folders are claimed and locked; a lock
 held by a live process is one written with the id of a child process that waits on its stdin, a stale
 one with the id of a process that has ended, so nothing depends on timing. Most commands run their
-main() in this process (test_guards.cli: the same code path without an interpreter start-up each).
+main() in this process (conftest.cli: the same code path without an interpreter start-up each).
 """
 import hashlib
 import os
@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import training as T
-from test_guards import cli
+from conftest import cli
 
 FAST = ["--batch-size", 30, "--seed", 3, "--precision", "fp32"]
 TINY_CGAN = ["--batch-size", 16, "--g-width", 16, "--d-width", 16, "--seed", 5, "--precision", "fp32"]

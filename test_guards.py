@@ -13,15 +13,10 @@ mutation_check.py shows each one failing against a deliberately broken copy of t
 
 All in-process on CPU with stand-in networks (no training), except sample.py, run as a user runs it.
 """
-import contextlib
-import importlib
-import io
 import json
 import os
 import random
 import re
-import subprocess
-import sys
 from collections import Counter
 from types import SimpleNamespace
 
@@ -32,32 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import training as T
-from conftest import REPO, run
-
-
-def cli(script, *args, env=None):
-    """Run a repo script's main() in this process, through training.run_cli, as `python script args`
-    would: a CompletedProcess with its exit code, stdout and stderr. No interpreter start-up, which
-    costs seconds per command on a small machine; an exception that escapes run_cli (a traceback
-    for the user) fails the calling test with that traceback."""
-    module = importlib.import_module(os.path.splitext(script)[0])
-    argv = [os.path.join(REPO, script), *map(str, args)]
-    out, err = io.StringIO(), io.StringIO()
-    saved_argv, saved_env = sys.argv, dict(os.environ)
-    sys.argv = argv
-    os.environ.update({k: str(v) for k, v in (env or {}).items()})
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                T.run_cli(module.main)
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    finally:
-        sys.argv = saved_argv
-        os.environ.clear()
-        os.environ.update(saved_env)
-    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+from conftest import REPO, cli, run
 
 
 @pytest.fixture

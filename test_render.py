@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from data import LOOK_RANGES, draw_look, make_iclevr, render_scene
-from test_guards import cli
+from conftest import cli
 from test_robustness import assert_one_line_error
 from test_smoke import colors_in
 

@@ -13,11 +13,12 @@
 
 No outcome depends on timing or on who runs the tests: failures and signals are injected at exact points
 by a wrapper (INJECT below) that runs the real script; the unreadable folder is simulated (root reads any).
-Training runs are subprocesses, with OMP_NUM_THREADS=1 unless it is set (on a small shared machine OpenMP's
-spinning threads make training steps several times slower); the reference runs start at once (module
-fixture `lab`) so their start-up costs overlap. The bad-input table runs each script's main() in this
-process (test_guards.cli): the same code path, without seconds of interpreter start-up per case; a few
-cases also go through the real entry points.
+Runs that are killed, signalled or resumed from a stopped run are subprocesses, with OMP_NUM_THREADS=1
+unless it is set (on a small shared machine OpenMP's spinning threads make training steps several times
+slower). The reference runs they are compared with (module fixture `lab`), the bad-input table and the
+runs that need no process of their own run each script's main() in this process (conftest.cli): the
+same code path, without seconds of interpreter start-up per run; a few bad-input cases also go through
+the real entry points.
 """
 import os
 import re
@@ -26,15 +27,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 import torch
 
 import training as T
-from conftest import REPO, run, write_fake_mnist
-from test_guards import cli
+from conftest import REPO, cli, run, write_fake_mnist
 
 ENV = {}  # this file's runs' environment on top of os.environ (one thread: conftest): the tools fixture adds GAN_CACHE_DIR
 N_TRAIN, BATCH = 150, 50
@@ -120,19 +119,14 @@ INJECT_FILE = None  # written by the module fixture `data`
 
 
 def resume_argv(stderr):
-    """The command printed after 'Resume with:', runnable here (its python is this python, its script
-    this repo's)."""
+    """The arguments of the train_infogan.py command printed after 'Resume with:'."""
     lines = stderr.splitlines()
     i = next((i for i, line in enumerate(lines) if line.rstrip().endswith("Resume with:")), None)
     assert i is not None and i + 1 < len(lines), f"no 'Resume with:' command in stderr:\n{stderr}"
     argv = shlex.split(lines[i + 1])
     assert "--resume" in argv, lines[i + 1]
-    assert os.path.basename(argv[1]) == "train_infogan.py", lines[i + 1]
-    return [sys.executable, os.path.join(REPO, "train_infogan.py")] + argv[2:]
-
-
-def run_argv(argv):
-    return subprocess.run(argv, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONHASHSEED": "0", **ENV})
+    assert argv[0] == "python" and os.path.basename(argv[1]) == "train_infogan.py", lines[i + 1]
+    return argv[2:]
 
 
 def assert_no_traceback(proc):
@@ -160,25 +154,19 @@ def assert_same_run(ref_dir, other_dir):
 # ---------------------------------------------------------------------------- shared runs
 
 class Lab:
-    """Tiny data, plus training runs started in the background and collected on first use."""
+    """Tiny data, plus the reference runs (in this process), each trained on first use."""
 
-    def __init__(self, root, data):
-        self.root, self.data = root, data
-        self.procs, self.results, self.lock = {}, {}, threading.Lock()
-
-    def start_train(self, name, *args):
-        out = os.path.join(self.root, name)
-        self.procs[name] = (start("train_infogan.py", "--out", out, *args), out)
+    def __init__(self, root, data, runs):
+        self.root, self.data, self.runs, self.done = root, data, runs, set()
 
     def get(self, name):
-        """The run folder of a finished background run (which must have succeeded)."""
-        with self.lock:
-            if name not in self.results:
-                proc, out = self.procs[name]
-                done = finish(proc)
-                assert done.returncode == 0, f"background run {name} exited {done.returncode}:\n{done.stderr[-3000:]}"
-                self.results[name] = out
-            return self.results[name]
+        """The run folder of a reference run, trained the first time it is asked for."""
+        out = os.path.join(self.root, name)
+        if name not in self.done:
+            proc = cli("train_infogan.py", "--out", out, *self.runs[name], env=ENV)
+            assert proc.returncode == 0, f"reference run {name} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+            self.done.add(name)
+        return out
 
     def copy(self, name, dst):
         shutil.copytree(self.get(name), dst)
@@ -204,16 +192,11 @@ HALF_CONFIG = dict(arch="paper", noise_dim=52, n_cat=10, n_cont=0, noise="unifor
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, data):
-    """Reference runs, started in the background as soon as a test needs one of them: 2 epochs in one
-    go (fp32), and 1 epoch of HALF_CONFIG in --precision auto (bf16 autocast where the CPU has it)."""
-    lab = Lab(str(tmp_path_factory.mktemp("robust")), data)
-    lab.start_train("ref", *base_args(lab.data), "--epochs", 2)
-    lab.start_train("half", *base_args(lab.data, "auto"), "--epochs", 1, "--noise-dim", 52, "--n-cont", 0)
-    yield lab
-    for proc, _ in lab.procs.values():
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    """Reference runs: 2 epochs in one go (fp32), and 1 epoch of HALF_CONFIG in --precision auto
+    (bf16 autocast where the CPU has it)."""
+    return Lab(str(tmp_path_factory.mktemp("robust")), data, {
+        "ref": [*base_args(data), "--epochs", 2],
+        "half": [*base_args(data, "auto"), "--epochs", 1, "--noise-dim", 52, "--n-cont", 0]})
 
 
 # ---------------------------------------------------------------------------- bad input: one line, exit 2
@@ -397,7 +380,8 @@ def test_kill_between_writing_and_renaming_the_checkpoint_loses_nothing(lab, tmp
     ckpt = T.load_checkpoint(out, kind="infogan")
     assert (ckpt["epoch"], ckpt["step"], len(ckpt["history"])) == (1, 0, STEPS)
     assert T.load_checkpoint(os.path.join(out, "g.pt"))["epoch"] == 1
-    resumed = train(*base_args(lab.data), "--epochs", 2, "--resume", out)
+    resumed = cli("train_infogan.py", *base_args(lab.data), "--epochs", 2, "--resume", out, env=ENV)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "epoch 2/2" in resumed.stdout and "epoch 1/2" not in resumed.stdout
     assert re.search(r"resuming .* at epoch 2, step 0", resumed.stderr), resumed.stderr
     assert_same_run(lab.get("ref"), out)
@@ -416,7 +400,7 @@ def test_sigint_mid_epoch_saves_and_resume_command_is_bit_exact(lab, tmp_path):
     with open(os.path.join(out, "losses.csv")) as f:
         assert len(f.read().strip().splitlines()) == 1 + 2
 
-    resumed = run_argv(resume_argv(proc.stderr))
+    resumed = cli("train_infogan.py", *resume_argv(proc.stderr), env=ENV)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert re.search(r"resuming .* at epoch 1, step 2\b", resumed.stderr), resumed.stderr
     assert "epoch 1/2" in resumed.stdout and "epoch 2/2" in resumed.stdout
@@ -432,7 +416,7 @@ def test_nan_loss_stops_with_epoch_and_iteration(data, tmp_path):
     """Absurd learning rates really make the loss NaN/inf in epoch 1: the run stops and says where, in
     numbers that agree with each other, saves nothing, and does not send the user to a checkpoint."""
     out = tmp_path / "run"
-    proc = train(*base_args(data), "--epochs", 2, "--lr-d", 1e30, "--lr-g", 1e30, "--out", out, check=False)
+    proc = cli("train_infogan.py", *base_args(data), "--epochs", 2, "--lr-d", 1e30, "--lr-g", 1e30, "--out", out, env=ENV)
     assert_no_traceback(proc)
     assert proc.returncode == 1, proc.stderr
     m = NAN_LINE.search(proc.stderr)
@@ -485,14 +469,14 @@ def test_resume_with_contradicting_flags_keeps_checkpoint_arch_and_warns(lab, tm
     ckpt = T.load_checkpoint(out)
     assert {k: ckpt["config"][k] for k in HALF_CONFIG} == HALF_CONFIG
     assert (ckpt["epoch"], ckpt["step"]) == (1, 1)  # it trained a step of epoch 2, with the checkpoint's nets
-    assert "--resume" in " ".join(resume_argv(proc.stderr))
+    resume_argv(proc.stderr)  # says how to go on
 
 
 def test_resume_without_flags_continues_with_the_runs_own_settings(lab, tmp_path):
     """`--resume RUN` alone: data root, batch size, learning rates... come from the checkpoint's run."""
     out = lab.copy("half", tmp_path / "run")
     saved = T.load_checkpoint(out)["args"]
-    proc = train("--resume", out, "--epochs", saved["epochs"] + 1, check=False)
+    proc = cli("train_infogan.py", "--resume", out, "--epochs", saved["epochs"] + 1, env=ENV)
     assert proc.returncode == 0, proc.stderr
     ckpt = T.load_checkpoint(out)
     assert ckpt["epoch"] == saved["epochs"] + 1

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 import training as T
-from test_guards import cli
+from conftest import cli
 
 
 def cli_ok(script, *args):
-    """A command run in this process (test_guards.cli) that must succeed."""
+    """A command run in this process (conftest.cli) that must succeed."""
     proc = cli(script, *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
