@@ -74,7 +74,8 @@ def cli(script, *args, env=None):
     argv = [os.path.join(REPO, script), *map(str, args)]
     out, err = io.StringIO(), io.StringIO()
     saved_argv, saved_env = sys.argv, dict(os.environ)
-    saved_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}  # a trainer's StopRequest takes them
+    # a trainer's StopRequest takes over Ctrl-C and SIGTERM: give them back to pytest afterwards
+    saved_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     sys.argv = argv
     os.environ.update({k: str(v) for k, v in (env or {}).items()})
     code = 0
@@ -100,8 +101,8 @@ def mnist_root(tmp_path_factory):
 
 @pytest.fixture(scope="package")
 def infogan_run(tmp_path_factory, mnist_root):
-    """One real epoch of train_infogan.py on the tiny MNIST, shared by several tests (in this process:
-    the tests that start the script as its own process are in test_robustness.py)."""
+    """One real epoch of train_infogan.py on the tiny MNIST, shared by several tests; run in this
+    process (test_robustness.py and test_report.py start the script as a process of its own)."""
     out = str(tmp_path_factory.mktemp("runs") / "infogan")
     proc = cli("train_infogan.py", "--data-root", mnist_root, "--out", out, "--epochs", 1, "--batch-size", 50,
                "--eval-samples", 20, "--seed", 3)
