@@ -64,11 +64,11 @@ def run(script, *args, timeout=300, env=None, check=True, cwd=None):
     return proc
 
 
-def cli(script, *args, env=None):
+def cli(script, *args, env=None, check=False):
     """Run a repo script's main() in this process, through training.run_cli, as `python script args`
-    would: a CompletedProcess with its exit code, stdout and stderr. No interpreter start-up, which
-    costs seconds per command on a small machine; an exception that escapes run_cli (a traceback
-    for the user) fails the calling test with that traceback."""
+    would: a CompletedProcess with its exit code, stdout and stderr (check: it must exit 0, as in run).
+    No interpreter start-up, which costs seconds per command on a small machine; an exception that
+    escapes run_cli (a traceback for the user) fails the calling test with that traceback."""
     import training
     module = importlib.import_module(os.path.splitext(script)[0])
     argv = [os.path.join(REPO, script), *map(str, args)]
@@ -91,6 +91,8 @@ def cli(script, *args, env=None):
         os.environ.update(saved_env)
         for sig, handler in saved_handlers.items():
             signal.signal(sig, handler)
+    if check and code != 0:
+        raise AssertionError(f"{script} {' '.join(map(str, args))} exited {code}:\n{err.getvalue()[-3000:]}")
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
@@ -105,8 +107,7 @@ def infogan_run(tmp_path_factory, mnist_root):
     process (test_robustness.py and test_report.py start the script as a process of its own)."""
     out = str(tmp_path_factory.mktemp("runs") / "infogan")
     proc = cli("train_infogan.py", "--data-root", mnist_root, "--out", out, "--epochs", 1, "--batch-size", 50,
-               "--eval-samples", 20, "--seed", 3)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+               "--eval-samples", 20, "--seed", 3, check=True)
     return out, proc
 
 

@@ -44,26 +44,12 @@ def base_args(data, precision="fp32"):
     return ["--data-root", data, "--batch-size", BATCH, "--no-eval", "--seed", 7, "--precision", precision]
 
 
-def start(script, *args, inject=None):
-    """Popen a repo script the way conftest.run runs it (same env), without waiting; with inject
-    ({INJECT_...: value}), through the INJECT wrapper."""
-    wrapper = [INJECT_FILE] if inject else []
-    return subprocess.Popen([sys.executable, *wrapper, os.path.join(REPO, script), *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONHASHSEED": "0", **ENV, **{k: str(v) for k, v in (inject or {}).items()}})
-
-
-def finish(proc, timeout=300):
-    out, err = proc.communicate(timeout=timeout)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def train(*args, check=True, inject=None):
-    if inject is None:
-        return run("train_infogan.py", *args, env=ENV, check=check)
-    proc = finish(start("train_infogan.py", *args, inject=inject))
-    assert not check or proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+def train(*args, inject):
+    """train_infogan.py ARGS as a process of its own, through the INJECT wrapper with inject's
+    {INJECT_...: value} (the same environment as conftest.run); its CompletedProcess, whatever its exit code."""
+    return subprocess.run([sys.executable, INJECT_FILE, os.path.join(REPO, "train_infogan.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONHASHSEED": "0", **ENV, **{k: str(v) for k, v in inject.items()}})
 
 
 # Runs a repo script as `python SCRIPT ARGS` would (same sys.argv, __main__), with failures injected at
@@ -163,8 +149,7 @@ class Lab:
         """The run folder of a reference run, trained the first time it is asked for."""
         out = os.path.join(self.root, name)
         if name not in self.done:
-            proc = cli("train_infogan.py", "--out", out, *self.runs[name], env=ENV)
-            assert proc.returncode == 0, f"reference run {name} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+            cli("train_infogan.py", "--out", out, *self.runs[name], env=ENV, check=True)
             self.done.add(name)
         return out
 
@@ -373,15 +358,14 @@ def test_kill_between_writing_and_renaming_the_checkpoint_loses_nothing(lab, tmp
     old one: ckpt.pt is still epoch 1's and loads; --resume, past the leftover temp file and the dead
     run's lock, ends with exactly the weights, optimiser state and losses of the run done in one go."""
     out = str(tmp_path / "run")
-    proc = train(*base_args(lab.data), "--epochs", 2, "--out", out, check=False, inject={"INJECT_KILL": "ckpt.pt:2"})
+    proc = train(*base_args(lab.data), "--epochs", 2, "--out", out, inject={"INJECT_KILL": "ckpt.pt:2"})
     assert proc.returncode == -signal.SIGKILL, f"exit {proc.returncode}:\n{proc.stderr[-2000:]}"
     assert [f for f in os.listdir(out) if f.startswith(".ckpt.pt.")], \
         f"no temp file of the new checkpoint: it was not written beside ckpt.pt first ({sorted(os.listdir(out))})"
     ckpt = T.load_checkpoint(out, kind="infogan")
     assert (ckpt["epoch"], ckpt["step"], len(ckpt["history"])) == (1, 0, STEPS)
     assert T.load_checkpoint(os.path.join(out, "g.pt"))["epoch"] == 1
-    resumed = cli("train_infogan.py", *base_args(lab.data), "--epochs", 2, "--resume", out, env=ENV)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed = cli("train_infogan.py", *base_args(lab.data), "--epochs", 2, "--resume", out, env=ENV, check=True)
     assert "epoch 2/2" in resumed.stdout and "epoch 1/2" not in resumed.stdout
     assert re.search(r"resuming .* at epoch 2, step 0", resumed.stderr), resumed.stderr
     assert_same_run(lab.get("ref"), out)
@@ -391,7 +375,7 @@ def test_sigint_mid_epoch_saves_and_resume_command_is_bit_exact(lab, tmp_path):
     """SIGINT (Ctrl-C) during step 2 of epoch 1: finish the step, save, print the resume command, exit
     130. Running that command completes the run exactly as if it had never stopped."""
     out = str(tmp_path / "run")
-    proc = train(*base_args(lab.data), "--epochs", 2, "--out", out, check=False, inject={"INJECT_SIGNAL": "INT:2"})
+    proc = train(*base_args(lab.data), "--epochs", 2, "--out", out, inject={"INJECT_SIGNAL": "INT:2"})
     assert_no_traceback(proc)
     assert proc.returncode == 128 + signal.SIGINT, f"exit {proc.returncode}:\n{proc.stderr[-2000:]}"
     assert f"interrupted at epoch 1, step 2/{STEPS}; saved" in proc.stderr, proc.stderr
@@ -400,8 +384,7 @@ def test_sigint_mid_epoch_saves_and_resume_command_is_bit_exact(lab, tmp_path):
     with open(os.path.join(out, "losses.csv")) as f:
         assert len(f.read().strip().splitlines()) == 1 + 2
 
-    resumed = cli("train_infogan.py", *resume_argv(proc.stderr), env=ENV)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed = cli("train_infogan.py", *resume_argv(proc.stderr), env=ENV, check=True)
     assert re.search(r"resuming .* at epoch 1, step 2\b", resumed.stderr), resumed.stderr
     assert "epoch 1/2" in resumed.stdout and "epoch 2/2" in resumed.stdout
     assert_same_run(lab.get("ref"), out)
@@ -432,7 +415,7 @@ def test_nan_in_later_epoch_keeps_the_last_good_checkpoint(data, tmp_path):
     """The loss of step 2 of epoch 2 (iteration 5) is NaN: the run stops with exit code 1 and says
     exactly that, and ckpt.pt and g.pt are byte for byte what epoch 1 saved."""
     out, snapshot = str(tmp_path / "run"), str(tmp_path / "epoch1")
-    proc = train(*base_args(data), "--epochs", 2, "--out", out, check=False,
+    proc = train(*base_args(data), "--epochs", 2, "--out", out,
                  inject={"INJECT_NAN": 5, "INJECT_SNAPSHOT": out + os.pathsep + snapshot})
     assert_no_traceback(proc)
     assert proc.returncode == 1, proc.stderr
@@ -459,7 +442,7 @@ def test_resume_with_contradicting_flags_keeps_checkpoint_arch_and_warns(lab, tm
     out = lab.copy("half", tmp_path / "run")
     conflicting = {"--arch": "dcgan", "--noise-dim": 62, "--n-cat": 12, "--n-cont": 2, "--noise": "normal"}
     proc = train(*base_args(lab.data, "auto"), "--epochs", 2, "--resume", out, *[x for kv in conflicting.items() for x in kv],
-                 check=False, inject={"INJECT_SIGNAL": "TERM:1"})
+                 inject={"INJECT_SIGNAL": "TERM:1"})
     assert_no_traceback(proc)
     assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
     assert f"interrupted at epoch 2, step 1/{STEPS}; saved" in proc.stderr, proc.stderr

@@ -10,13 +10,6 @@ from PIL import Image
 
 import training as T
 from conftest import cli
-
-
-def cli_ok(script, *args):
-    """A command run in this process (conftest.cli) that must succeed."""
-    proc = cli(script, *args)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
 from data import load_mnist
 from models import INFOGAN_ARCHS, INFOGAN_IMG_SIZE, build_infogan, infogan_grid_latent
 
@@ -75,17 +68,19 @@ def test_train_infogan_run_folder_is_complete(infogan_run):
 
 def test_sample_png_and_npz(infogan_run, tmp_path):
     out, _ = infogan_run
-    cli_ok("sample.py", "--ckpt", os.path.join(out, "g.pt"), "--grid", "--out", tmp_path / "grid.png")
+    cli("sample.py", "--ckpt", os.path.join(out, "g.pt"), "--grid", "--out", tmp_path / "grid.png", check=True)
     assert Image.open(tmp_path / "grid.png").width > 302  # the labelled figure (report.py; its order: test_report.py)
-    cli_ok("sample.py", "--ckpt", out, "--code", 3, "--n", 12, "--out", tmp_path / "c3.npz")
+    cli("sample.py", "--ckpt", out, "--code", 3, "--n", 12, "--out", tmp_path / "c3.npz", check=True)
     images = np.load(tmp_path / "c3.npz")["images"]
     assert images.shape == (12, 1, 28, 28) and images.dtype == np.uint8
     # the full checkpoint draws with the same generator as g.pt (the moving average, not the trained G)
-    cli_ok("sample.py", "--ckpt", os.path.join(out, "g.pt"), "--code", 3, "--n", 12, "--out", tmp_path / "g3.npz")
+    cli("sample.py", "--ckpt", os.path.join(out, "g.pt"), "--code", 3, "--n", 12, "--out", tmp_path / "g3.npz",
+        check=True)
     assert np.array_equal(np.load(tmp_path / "g3.npz")["images"], images)
-    cli_ok("sample.py", "--ckpt", out, "--code", 0, "--n", 5, "--out", tmp_path / "c0.npz")  # 0 is a value, not "unset"
+    # 0 is a value, not "unset"
+    cli("sample.py", "--ckpt", out, "--code", 0, "--n", 5, "--out", tmp_path / "c0.npz", check=True)
     assert np.load(tmp_path / "c0.npz")["images"].shape == (5, 1, 28, 28)
-    cli_ok("sample.py", "--ckpt", os.path.join(out, "g.pt"), "--sweep", 2, "--out", tmp_path / "sweep.png")
+    cli("sample.py", "--ckpt", os.path.join(out, "g.pt"), "--sweep", 2, "--out", tmp_path / "sweep.png", check=True)
     assert Image.open(tmp_path / "sweep.png").width > 302
 
 
@@ -100,8 +95,8 @@ def test_resume_continues_at_next_epoch(infogan_run, tmp_path):
     ckpt["netG_ema"] = None
     del ckpt["args"]["g_ema"]
     T.save_checkpoint(ckpt, os.path.join(out, T.CHECKPOINT))
-    proc = cli_ok("train_infogan.py", "--data-root", mnist_root, "--epochs", 2, "--batch-size", 50,
-               "--eval-samples", 20, "--seed", 3, "--resume", out)
+    proc = cli("train_infogan.py", "--data-root", mnist_root, "--epochs", 2, "--batch-size", 50,
+               "--eval-samples", 20, "--seed", 3, "--resume", out, check=True)
     assert "epoch 2/2" in proc.stdout and "epoch 1/2" not in proc.stdout
     ckpt = T.load_checkpoint(out)
     assert ckpt["epoch"] == 2 and len(ckpt["history"]) == 12 and len(ckpt["accuracy"]) == 2
@@ -111,8 +106,8 @@ def test_resume_continues_at_next_epoch(infogan_run, tmp_path):
 
 def test_bench_infogan_rows(mnist_root):
     """bench.py's throughput table: every --arch side by side with the textbook loop, plus the defaults row."""
-    proc = cli_ok("bench.py", "--data-root", mnist_root, "--only", "infogan", "--device", "cpu",
-               "--warmup", 0, "--iters", 1, "--batch-size", 20, "--precision", "fp32")
+    proc = cli("bench.py", "--data-root", mnist_root, "--only", "infogan", "--device", "cpu",
+               "--warmup", 0, "--iters", 1, "--batch-size", 20, "--precision", "fp32", check=True)
     assert "fast loop in cpu (" in proc.stdout and proc.stdout.splitlines()[0].endswith("): fp32")
     rows = {line[:28].strip(): line[28:].split() for line in proc.stdout.splitlines() if line.startswith(("infogan", "  "))}
     for arch in INFOGAN_ARCHS:
@@ -326,7 +321,8 @@ def test_evaluator_round_trip_in_coursework_format(tmp_path):
 
 def test_evaluate_cli_trains_caches_and_scores_32px(iclevr_root, tmp_path):
     cache = tmp_path / "cache"
-    proc = cli_ok("evaluate.py", "--data-root", iclevr_root, "--epochs", 1, "--also-32px", "--cache-dir", cache)
+    proc = cli("evaluate.py", "--data-root", iclevr_root, "--epochs", 1, "--also-32px", "--cache-dir", cache,
+               check=True)
     lines = dict(line.rsplit(": ", 1) for line in proc.stdout.strip().splitlines())
     assert "held-out" not in proc.stderr  # each figure once
     assert set(lines) == {"evaluator held-out top-k accuracy",
@@ -340,7 +336,8 @@ def test_evaluate_cli_trains_caches_and_scores_32px(iclevr_root, tmp_path):
     assert f"{stored['heldout_accuracy']:.4f}" == lines["evaluator held-out top-k accuracy"]
     assert f"{stored['heldout_accuracy_32px']:.4f}" == lines[
         "the same held-out images at 32 px, upsampled to 64 (the best --img-size 32 can reach)"]
-    cached = cli_ok("evaluate.py", "--data-root", iclevr_root, "--cache-dir", cache)  # the second call loads it
+    # the second call loads it
+    cached = cli("evaluate.py", "--data-root", iclevr_root, "--cache-dir", cache, check=True)
     assert cached.stdout.strip() == proc.stdout.strip().splitlines()[0] and "training an evaluator" not in cached.stderr
     assert f"evaluator: cached as {cache / evaluators[0]}, trained on {iclevr_root}, epochs: 1 (" in cached.stderr
     assert "evaluator: cached" not in proc.stderr  # said only when a cached one is reused
@@ -432,9 +429,9 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
     # wgan-gp: seed 002's transposed-conv G, with conditional BatchNorm; bce: upsample G, concatenated condition
     variant = {"hinge": ["--g-ema", 0.5], "wgan-gp": ["--no-g-upsample", "--g-ema", 0],
                "bce": ["--g-cond", "concat", "--g-ema", 0, "--aux-weight", 3]}[loss]
-    proc = cli_ok("train_cgan.py", "--data-root", iclevr_root, "--epochs", 1, "--batch-size", 16,
+    proc = cli("train_cgan.py", "--data-root", iclevr_root, "--epochs", 1, "--batch-size", 16,
                "--loss", loss, "--cond", cond, "--evaluator", tiny_evaluator, "--eval-draws", 2, "--out", out,
-               "--g-width", 16, "--d-width", 16, *critic, *variant)
+               "--g-width", 16, "--d-width", 16, *critic, *variant, check=True)
     assert "epoch 1/1" in proc.stdout and "new_test" in proc.stdout
     assert "image size: 32 px" in proc.stdout  # a CPU trains at 32 px unless --img-size says otherwise
     ckpt = T.load_checkpoint(str(out), kind="cgan")
@@ -466,15 +463,16 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
     else:
         assert ckpt["netG_ema"] is None and all(torch.equal(g["netG"][k], ckpt["netG"][k]) for k in g["netG"])
     if loss == "hinge":  # sample.py on the result
-        cli_ok("sample.py", "--ckpt", out / "g.pt", "--labels", "red cube, blue sphere", "--n", 5, "--out", tmp_path / "s.npz")
+        cli("sample.py", "--ckpt", out / "g.pt", "--labels", "red cube, blue sphere", "--n", 5, "--out", tmp_path / "s.npz",
+            check=True)
         data = np.load(tmp_path / "s.npz")
         assert data["images"].shape == (5, 3, 32, 32) and data["images"].dtype == np.uint8
         assert data["conditions"].shape == (5, 24) and (data["conditions"].sum(1) == 2).all()
-        proc = cli_ok("sample.py", "--ckpt", out, "--json", os.path.join(iclevr_root, "test.json"),
-                   "--evaluator", tiny_evaluator, "--out", tmp_path / "test.png")
+        proc = cli("sample.py", "--ckpt", out, "--json", os.path.join(iclevr_root, "test.json"),
+                   "--evaluator", tiny_evaluator, "--out", tmp_path / "test.png", check=True)
         assert "top-k accuracy" in proc.stdout
         assert Image.open(tmp_path / "test.png").width > 8 * 34 + 2  # labelled: the objects under each image
-        proc = cli_ok("evaluate.py", "--ckpt", out / "g.pt", "--evaluator", tiny_evaluator, "--draws", 2)
+        proc = cli("evaluate.py", "--ckpt", out / "g.pt", "--evaluator", tiny_evaluator, "--draws", 2, check=True)
         lines = proc.stdout.strip().splitlines()
         assert lines.pop(0) == f"generator: {out / 'g.pt'} (epoch 1)"
         assert lines.pop(0) == f"evaluator: {tiny_evaluator}"
