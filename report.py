@@ -505,22 +505,26 @@ def _image(alt, path):
     return f"![{alt}]({path})"
 
 
-def write_report(run_dir, generator=None):
+def write_report(run_dir, generator=None, saved=None):
     """run_dir/report.md (returned) and its figures in run_dir/report/, from the files of the run
     folder only, so it can be written at the end of any epoch by the trainers or afterwards by
     `sample.py --report`. generator: the file to draw the figures from (default: g.pt, else ckpt.pt).
+    saved: (ckpt.pt's dict, g.pt's dict) as a trainer has just written them, not read back.
     A field an older run did not record is named, "not recorded", never a failure."""
     with T.isolated_rng(), torch.no_grad():
-        return _write_report(run_dir, generator)
+        return _write_report(run_dir, generator, saved)
 
 
-def _write_report(run_dir, generator):
+def _write_report(run_dir, generator, saved):
     ckpt_path, g_path = os.path.join(run_dir, T.CHECKPOINT), os.path.join(run_dir, T.GENERATOR)
-    ckpt = T.load_checkpoint(ckpt_path) if os.path.isfile(ckpt_path) else None
-    generator = generator or (g_path if os.path.isfile(g_path) else (ckpt_path if ckpt else None))
-    T.check(generator is not None, f"nothing to report in {run_dir}: no {T.CHECKPOINT} or {T.GENERATOR}")
-    gen = ckpt if ckpt is not None and os.path.abspath(generator) == os.path.abspath(ckpt_path) \
-        else T.load_checkpoint(generator)
+    if saved:
+        (ckpt, gen), generator = saved, g_path
+    else:
+        ckpt = T.load_checkpoint(ckpt_path) if os.path.isfile(ckpt_path) else None
+        generator = generator or (g_path if os.path.isfile(g_path) else (ckpt_path if ckpt else None))
+        T.check(generator is not None, f"nothing to report in {run_dir}: no {T.CHECKPOINT} or {T.GENERATOR}")
+        gen = ckpt if ckpt is not None and os.path.abspath(generator) == os.path.abspath(ckpt_path) \
+            else T.load_checkpoint(generator)
     kind = gen["kind"]
     T.check(kind in SCRIPTS, f"{generator} holds an unknown model kind {kind!r}")
     T.check(ckpt is None or ckpt["kind"] == kind, f"{ckpt_path} is a {ckpt and ckpt['kind']} run but "

@@ -249,3 +249,21 @@ def test_report_of_a_real_run_links_its_files_and_its_resume_command_resumes(inf
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "epoch 2/2" in proc.stdout and "epoch 1/2" not in proc.stdout
     assert T.load_checkpoint(run)["epoch"] == 2
+
+
+def test_the_trainer_writes_the_report_from_what_it_saved_without_reading_it_back(mnist_root, tmp_path, monkeypatch):
+    """The report a trainer writes each epoch from the checkpoints it has just saved, not read back
+    (InfoGAN's ckpt.pt is 187 MB), is the one `sample.py --report` writes afterwards from the files."""
+    from conftest import cli
+    reads, load_file = [], T.load_file
+    monkeypatch.setattr(T, "load_file", lambda path, what: reads.append(os.path.basename(path)) or load_file(path, what))
+    run = str(tmp_path / "run")
+    cli("train_infogan.py", "--data-root", mnist_root, "--out", run, "--epochs", 1, "--batch-size", 50, "--no-eval",
+        "--seed", 3, check=True)
+    assert not {"ckpt.pt", "g.pt"} & set(reads)
+    again = str(tmp_path / "copy" / "run")
+    shutil.copytree(run, again, ignore=shutil.ignore_patterns("report.md", "report"))
+    assert read(R.write_report(again)).replace(again, run) == read(os.path.join(run, "report.md"))
+    for name in os.listdir(os.path.join(run, "report")):
+        with open(os.path.join(run, "report", name), "rb") as a, open(os.path.join(again, "report", name), "rb") as b:
+            assert a.read() == b.read(), name

@@ -890,7 +890,8 @@ class Run:
 
     def save(self, end_of_epoch):
         """ckpt.pt (everything, to resume) and, at an epoch's end, g.pt (what sample.py needs),
-        both atomically and both plain data (loadable with weights_only=True)."""
+        both atomically and both plain data (loadable with weights_only=True); returns what was
+        written, (ckpt.pt's dict, g.pt's dict or None)."""
         full = dict(kind=self.kind, config=self.config, args=vars(self.args), command=self.command,
                     machine=self.machine, rng=rng_state(), **self.extra, **self.state,
                     netG_ema=self.netG_ema.state_dict() if self.netG_ema is not None else None,
@@ -899,11 +900,13 @@ class Run:
                     **{k: net.state_dict() for k, net in self.nets.items()},
                     **{k: opt.state_dict() for k, (opt, _) in self.optimizers.items()})
         save_checkpoint(full, os.path.join(self.out, CHECKPOINT))
-        if end_of_epoch:
-            both = {**self.extra, **self.state}
-            save_checkpoint(dict(kind=self.kind, config=self.config, netG=self.netG_eval.state_dict(),
-                                 epoch=self.state["epoch"], machine=self.machine, **{k: both[k] for k in self.g_keys}),
-                            os.path.join(self.out, GENERATOR))
+        if not end_of_epoch:
+            return full, None
+        both = {**self.extra, **self.state}
+        generator = dict(kind=self.kind, config=self.config, netG=self.netG_eval.state_dict(),
+                         epoch=self.state["epoch"], machine=self.machine, **{k: both[k] for k in self.g_keys})
+        save_checkpoint(generator, os.path.join(self.out, GENERATOR))
+        return full, generator
 
     def fit(self, n_items, columns, step_fn, end_of_epoch, write_logs, gif_frames):
         """The epoch loop. step_fn(batch indices, iteration) -> statistics of `columns`;
@@ -925,21 +928,22 @@ class Run:
             score, summary = end_of_epoch(epoch + 1, np.mean(rows, axis=0))
             if score is not None and score > state["best"]["accuracy"]:
                 state["best"] = {"accuracy": float(score), "epoch": epoch + 1}
-            self.save(end_of_epoch=True)
+            saved = self.save(end_of_epoch=True)
             if state["best"]["epoch"] == epoch + 1:
                 atomic_write(os.path.join(out, "g_best.pt"),
                              lambda tmp: shutil.copyfile(os.path.join(out, GENERATOR), tmp))
             write_logs(out, state)
             make_gif(gif_frames(), os.path.join(out, "progress.gif"))
-            write_report(out)
+            write_report(out, saved)
             print(epoch_line(epoch + 1, args.epochs, seconds, len(rows) * args.batch_size) + summary, flush=True)
             stop_after_epoch(stop, out, epoch + 1, steps_per_epoch)
 
 
-def write_report(out):
-    """report.md in the run folder (report.py), rewritten every epoch; a failure there is said, never fatal."""
+def write_report(out, saved):
+    """report.md in the run folder (report.py), rewritten every epoch from the checkpoints just saved
+    (not read back: InfoGAN's ckpt.pt is 187 MB); a failure there is said, never fatal."""
     import report
     try:
-        report.write_report(out)
+        report.write_report(out, saved=saved)
     except Exception as e:  # the report is a convenience: it must never cost the run
         print(f"warning: report.md not written ({type(e).__name__}: {e})", file=sys.stderr)
