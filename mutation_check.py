@@ -154,6 +154,12 @@ MUTATIONS = [
     Mutation("report grid rows in code order despite the map", "report.py",
              "def row_order(n_cat, code_to_digit):", "def row_order(n_cat, code_to_digit, _unused=None):\n    code_to_digit = None",
              (REPORT,), "rows_follow"),
+    Mutation("the trainer's report reads ckpt.pt and g.pt back", "training.py",
+             "        report.write_report(out, saved=saved)", "        report.write_report(out)", (REPORT,),
+             "from_what_it_saved"),
+    Mutation("the report from what was saved takes ckpt.pt's dict for g.pt's", "report.py",
+             "        (ckpt, gen), generator = saved, g_path", "        (gen, ckpt), generator = saved, g_path", (REPORT,),
+             "from_what_it_saved"),
     # -- CPU precision, layout, the evaluator as judge only
     Mutation("bf16 on every CPU that has it natively, untimed", "training.py",
              'if device.type == "cpu" and cpu_has_native_bf16() and cpu_bf16_is_faster():',
