@@ -15,14 +15,13 @@ import argparse
 import os
 import sys
 
-import numpy as np
 import torch
-from PIL import Image
+from torchvision.io import ImageReadMode, read_image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import training as T  # noqa: E402  (first: it sets up the Apple-silicon fallback before torch loads)
 import report as R  # noqa: E402
-from data import SPEC_DIR, load_conditions, load_iclevr_cached, to_float  # noqa: E402
+from data import load_iclevr_cached, to_float  # noqa: E402
 
 
 def fine_energy(images, min_freq=0.25):
@@ -36,21 +35,20 @@ def fine_energy(images, min_freq=0.25):
 
 def grid_images(path, size=64, pad=2):
     """The images of a torchvision make_grid PNG, back on the [-1, 1] scale."""
-    grid = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1).float() / 127.5 - 1
+    grid = to_float(read_image(path, ImageReadMode.RGB))
     rows, cols = (grid.shape[1] - pad) // (size + pad), (grid.shape[2] - pad) // (size + pad)
     return torch.stack([grid[:, pad + r * (size + pad):pad + r * (size + pad) + size,
                              pad + c * (size + pad):pad + c * (size + pad) + size]
                         for r in range(rows) for c in range(cols)])
 
 
-def generated_images(path, draws, data_root):
+def generated_images(path, draws):
     ckpt = T.load_checkpoint(path)
-    netG, objects = R.load_generator(ckpt, "cpu"), ckpt["objects"]
-    spec = data_root if os.path.isfile(os.path.join(data_root, "test.json")) else SPEC_DIR
+    netG = R.load_generator(ckpt, "cpu")
     gen, images = torch.Generator().manual_seed(0), []
     with torch.no_grad():
         for name in ("test", "new_test"):
-            y = load_conditions(os.path.join(spec, f"{name}.json"), objects)
+            y = R.cgan_conditions(ckpt, name)
             for _ in range(draws):
                 images.append(netG(torch.randn(len(y), ckpt["config"]["noise_dim"], generator=gen), y).float())
     return torch.cat(images)
@@ -67,7 +65,7 @@ def main():
     args = p.parse_args()
     for path in args.generators:
         images = (torch.cat([grid_images(p) for p in path.split(",")]) if path.endswith(".png")
-                  else generated_images(path, args.draws, args.data_root))
+                  else generated_images(path, args.draws))
         print(f"{path}: {len(images)} images at {images.shape[-1]} px, fine-detail energy {fine_energy(images):.5f}",
               flush=True)
     real = to_float(load_iclevr_cached(args.data_root, 64, args.cache_dir)[0][:args.n])
