@@ -245,6 +245,9 @@ def test_explicit_out_holding_a_run_is_refused_or_overwritten(iclevr_root, tmp_p
     proc = cli("train_cgan.py", *cmd, "--epochs", 1)
     one_line(proc, "already holds a run", f"--resume {out}", "--overwrite")
     assert run_hashes(out) == kept
+    # --overwrite with a mistake the data reveals: the error, and the old run untouched
+    one_line(cli("train_cgan.py", *cmd, "--epochs", 1, "--overwrite", "--batch-size", 1000), "larger than the data set")
+    assert run_hashes(out) == kept
     proc = cli("train_cgan.py", *cmd, "--epochs", 1, "--overwrite")
     assert "epoch 1/1" in proc.stdout and not (out / "grids" / "epoch002_test.png").exists()  # nothing of the old run
     assert T.load_checkpoint(str(out))["epoch"] == 1

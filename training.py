@@ -86,7 +86,7 @@ def add_output_flags(group, name, cache_what):
     """--out, --resume, --overwrite and --cache-dir, the same for both trainers."""
     group.add_argument("--out", default=None, help=f"run folder (default: runs/{name}, or runs/{name}-2, ... if taken)")
     group.add_argument("--resume", default=None, metavar="PATH", help="continue a run: its folder or its ckpt.pt")
-    group.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files are removed)")
+    group.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files are removed once the data and every flag have passed)")
     group.add_argument("--cache-dir", default=None, help=f"where {cache_what} are cached (default: the user cache folder)")
 
 
@@ -439,7 +439,7 @@ def run_files(path):
 def claim_run_dir(out, default, resume=False, overwrite=False):
     """The folder this run writes to, locked for it alone (see RunLock). With no --out (out is
     None) the first of default, default-2, default-3, ... that holds no run; an --out that holds
-    another run is refused unless this is its --resume, or --overwrite clears it first."""
+    another run is refused unless this is its --resume or --overwrite (Run clears it: clear_run_dir)."""
     if out is None:
         for i in range(1, 10000):
             candidate = default if i == 1 else f"{default}-{i}"
@@ -457,16 +457,23 @@ def claim_run_dir(out, default, resume=False, overwrite=False):
     make_run_dir(out)
     lock = RunLock(out)
     existing = run_files(out)
-    if existing and not resume:
-        if not overwrite:
-            lock.release()
-            raise UserError(f"{out} already holds a run ({', '.join(os.path.basename(f) for f in existing[:3])}"
-                            f"{', ...' if len(existing) > 3 else ''}); continue it with --resume {out}, "
-                            f"or replace it with --overwrite")
-        for f in existing:
-            shutil.rmtree(f) if os.path.isdir(f) else os.remove(f)
-        print(f"--overwrite: removed the previous run's {len(existing)} files from {out}", file=sys.stderr)
+    if existing and not resume and not overwrite:
+        lock.release()
+        raise UserError(f"{out} already holds a run ({', '.join(os.path.basename(f) for f in existing[:3])}"
+                        f"{', ...' if len(existing) > 3 else ''}); continue it with --resume {out}, "
+                        f"or replace it with --overwrite")
     return out, lock
+
+
+def clear_run_dir(out):
+    """--overwrite: remove the previous run's outputs from out. Called once the data has loaded and
+    every flag has passed, so a typo gives its error and leaves the old run as it was."""
+    existing = run_files(out)
+    for f in existing:
+        shutil.rmtree(f) if os.path.isdir(f) else os.remove(f)
+    os.makedirs(os.path.join(out, "grids"), exist_ok=True)
+    if existing:
+        print(f"--overwrite: removed the previous run's {len(existing)} files from {out}", file=sys.stderr)
 
 
 def process_alive(pid):
@@ -867,6 +874,8 @@ class Run:
         self.command = ["python"] + [os.path.basename(sys.argv[0])] + sys.argv[1:]
         if ckpt:
             self.restore(ckpt)
+        elif args.overwrite:
+            clear_run_dir(self.out)
 
     def restore(self, ckpt):
         """--resume: models, optimisers (this command's learning rates and betas win), scalers, the
