@@ -371,14 +371,19 @@ def shell_lines(argv, width=88):
 
 
 def _commands(ckpt, kind, run_dir):
-    command = (ckpt or {}).get("command")
+    if ckpt is None:
+        return ["## Commands", "", f"No `{T.CHECKPOINT}` in this folder: its generator can be sampled "
+                f"(`python sample.py --ckpt {shlex.quote(display_path(run_dir))} --grid`), the run cannot be resumed.", ""]
+    command = ckpt.get("command")
     started = shell_lines(command) if command else None
+    resumed = [line for argv in ckpt.get("resumes", []) for line in ("# resumed with", shell_lines(argv))]
     resume = f"python {SCRIPTS[kind]} --resume {shlex.quote(display_path(run_dir))}"
     lines = ["## Commands", "", "Run from the repository folder. On `--resume` every flag comes from the checkpoint; "
              "a flag given there wins (`--epochs 40` trains on to epoch 40).", ""]
     if not started:
         lines += [f"The command that started the run: {NOT_RECORDED} (every flag is in the configuration below).", ""]
-    lines += ["```bash"] + (["# started with", started] if started else []) + ["# resume", resume, "```", ""]
+    lines += ["```bash"] + (["# started with", started] if started else []) + resumed + \
+        ["# to train on", resume, "```", ""]
     return lines
 
 

@@ -195,6 +195,7 @@ def test_old_infogan_run_and_g_pt_alone_still_get_a_report(tmp_path):
     assert run_main(["sample.py", "--ckpt", str(alone / "g.pt"), "--report"]) == 0
     md = read(alone / "report.md")
     assert "no `ckpt.pt`" in md and all(os.path.isfile(alone / link) for link in links(alone / "report.md"))
+    assert "cannot be resumed" in md and "--resume" not in md  # no command that would fail
     with pytest.raises(T.UserError, match="--report"):
         run_main(["sample.py", "--ckpt", str(alone / "g.pt"), "--report", "--grid"])
 
@@ -249,6 +250,9 @@ def test_report_of_a_real_run_links_its_files_and_its_resume_command_resumes(inf
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "epoch 2/2" in proc.stdout and "epoch 1/2" not in proc.stdout
     assert T.load_checkpoint(run)["epoch"] == 2
+    md = read(os.path.join(run, "report.md"))  # the resumed run's own report names the command that resumed it
+    resumed = R.shell_lines(["python", "train_infogan.py", "--resume", run, "--epochs", "2"])
+    assert f"# resumed with\n{resumed}\n" in md, md[md.find("## Commands"):][:800]
 
 
 def test_the_trainer_writes_the_report_from_what_it_saved_without_reading_it_back(mnist_root, tmp_path, monkeypatch):

@@ -872,6 +872,7 @@ class Run:
         self.state = {"epoch": 0, "step": 0, "perm": None, "history": [], "accuracy": [], "epoch_seconds": [],
                       "best": {"accuracy": -1.0, "epoch": None}, **state}
         self.command = ["python"] + [os.path.basename(sys.argv[0])] + sys.argv[1:]
+        self.resumes = []  # the --resume commands that continued the run, for its report
         if ckpt:
             self.restore(ckpt)
         elif args.overwrite:
@@ -894,6 +895,7 @@ class Run:
             self.netG_ema.load_state_dict(ckpt.get("netG_ema") or self.nets["netG"].state_dict())
         set_rng_state(ckpt["rng"])
         self.state.update({k: ckpt[k] for k in self.state if k in ckpt})
+        self.resumes = list(ckpt.get("resumes", [])) + [self.command]
         self.command = ckpt.get("command", self.command)
         print(f"resuming {ckpt['path']} at epoch {ckpt['epoch'] + 1}, step {ckpt['step']}", file=sys.stderr)
 
@@ -901,7 +903,7 @@ class Run:
         """ckpt.pt (everything, to resume) and, at an epoch's end, g.pt (what sample.py needs),
         both atomically and both plain data (loadable with weights_only=True); returns what was
         written, (ckpt.pt's dict, g.pt's dict or None)."""
-        full = dict(kind=self.kind, config=self.config, args=vars(self.args), command=self.command,
+        full = dict(kind=self.kind, config=self.config, args=vars(self.args), command=self.command, resumes=self.resumes,
                     machine=self.machine, rng=rng_state(), **self.extra, **self.state,
                     netG_ema=self.netG_ema.state_dict() if self.netG_ema is not None else None,
                     scalers={k: self.amp.scalers[opt].state_dict() for k, (opt, _) in self.optimizers.items()
