@@ -1,9 +1,9 @@
 """Training-throughput benchmark: this toolkit's training step against the textbook loop, side by side.
 
-    python bench.py --data-root ../shared/data               # InfoGAN (every --arch) and the cGAN at 32/64 px
-    python bench.py --data-root ../shared/data --precision fp32    # the same without bf16 autocast
-    python bench.py --data-root ../shared/data --time-to-quality   # wall time to code->digit accuracy 0.90
-    python bench.py --smoke                                  # under a minute: does this GPU (or CPU) train, how fast
+    python bench.py                       # InfoGAN (every --arch) and the cGAN at 32/64 px, MNIST from ./data
+    python bench.py --precision fp32      # the same without bf16 autocast
+    python bench.py --time-to-quality     # wall time to code->digit accuracy 0.90
+    python bench.py --smoke               # under a minute: does this GPU (or CPU) train, how fast
 
 For every row both loops train the same networks (same init, same batch) and the same losses (the
 InfoGAN paper's: --lambda-aug 0 --lr-g 1e-3 --g-ema 0; one more row times this toolkit's default
@@ -241,7 +241,11 @@ def time_to_quality(data_root, target, max_epochs, extra):
     """Run train_infogan.py with its defaults for max_epochs; report the wall time at which the
     code->digit accuracy first reaches target (process start, classifier training and every
     evaluation included, to that epoch's summary line), and the run's peak memory."""
-    out = tempfile.mkdtemp(prefix="ttq_")
+    with tempfile.TemporaryDirectory(prefix="ttq_") as out:  # the run's 200+ MB of checkpoints go with it
+        _time_to_quality(data_root, target, max_epochs, extra, out)
+
+
+def _time_to_quality(data_root, target, max_epochs, extra, out):
     cmd = [sys.executable, "train_infogan.py", "--data-root", os.path.abspath(data_root), "--epochs", str(max_epochs), "--out", out, *extra]
     print("running:", " ".join(cmd), flush=True)
     t0 = time.time()
@@ -267,8 +271,9 @@ def main():
     p.add_argument("--data-root", default="./data", help="folder with MNIST/raw/")
     p.add_argument("--device", choices=("both",) + T.DEVICES, default="both",
                    help="both: the CPU, and the GPU when present (--smoke: auto)")
-    p.add_argument("--batch-size", type=int, default=100,
-                   help="InfoGAN batch size (docs/results.md's figures use the default)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="InfoGAN batch size (default: 100, as docs/results.md's figures; with --time-to-quality "
+                        "it goes to train_infogan.py, whose default is 64)")
     p.add_argument("--cgan-batch-size", type=int, default=64, help="cGAN batch size")
     p.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
     p.add_argument("--iters", type=int, default=15, help="timed iterations per row")
@@ -279,19 +284,26 @@ def main():
     p.add_argument("--precision", choices=T.PRECISIONS, default="auto", help="the fast loop's precision, as the trainers' flag")
     p.add_argument("--smoke", action="store_true", help="a few steps of each model on random data: device, precision, speed, memory")
     args, extra = p.parse_known_args()  # with --time-to-quality the rest goes to train_infogan.py
+    T.check(args.warmup >= 0 and args.iters >= 1, "--warmup must be >= 0 and --iters >= 1")
+    T.check(args.cgan_batch_size >= 1 and (args.batch_size is None or args.batch_size >= 1), "--batch-size and --cgan-batch-size must be >= 1")
     if args.smoke:
         T.check(not extra, f"unrecognized arguments: {' '.join(extra)}")
         smoke("auto" if args.device == "both" else args.device, args.precision, warmup=2, iters=3)
         return 0
     if args.time_to_quality:
-        time_to_quality(args.data_root, args.target, args.max_epochs, ["--precision", args.precision, *extra])
+        batch = ["--batch-size", str(args.batch_size)] if args.batch_size is not None else []
+        time_to_quality(args.data_root, args.target, args.max_epochs, ["--precision", args.precision, *batch, *extra])
         return 0
+    args.batch_size = 100 if args.batch_size is None else args.batch_size
     T.check(not extra, f"unrecognized arguments: {' '.join(extra)} (train_infogan.py flags go with --time-to-quality)")
     if args.device == "both":
         devices = [torch.device("cpu")] + ([T.pick_device("auto")] if T.pick_device("auto").type != "cpu" else [])
     else:
         devices = [T.pick_device(args.device)]
     mnist = load_mnist(args.data_root, train=True)[0] if args.only != "cgan" else None
+    T.check(mnist is None or len(mnist) // args.batch_size >= args.warmup + args.iters,
+            f"--warmup + --iters ({args.warmup + args.iters}) batches of {args.batch_size} need more than the "
+            f"{0 if mnist is None else len(mnist)} training images: lower one of them")
     print(f"torch {torch.__version__}, fast loop in " + ", ".join(
         f"{d.type} ({T.device_name(d)}): {T.pick_precision(d, args.precision)}" for d in devices))
     print(f"{'model':28s} {'device':6s} {'batch':>5s} {'fast img/s':>11s} {'ref img/s':>10s} {'speed-up':>8s}")

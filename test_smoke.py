@@ -124,6 +124,35 @@ def test_bench_refuses_unknown_flags(mnist_root):
     proc = cli("bench.py", "--data-root", mnist_root, "--itres", 5)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip() == "error: unrecognized arguments: --itres 5 (train_infogan.py flags go with --time-to-quality)"
+    for bad, phrase in ((["--iters", 0], "--iters >= 1"), (["--warmup", -1], "--warmup must be >= 0"),
+                        (["--batch-size", 0], "must be >= 1"), (["--cgan-batch-size", 0], "must be >= 1"),
+                        (["--batch-size", 200], "need more than the 300 training images")):
+        proc = cli("bench.py", "--data-root", mnist_root, "--only", "infogan", "--device", "cpu", *bad)
+        assert proc.returncode == 2 and proc.stderr.startswith("error: ") and phrase in proc.stderr, (bad, proc.stderr)
+
+
+def test_bench_time_to_quality_passes_the_batch_size_and_leaves_no_run_behind(mnist_root, monkeypatch):
+    """--time-to-quality starts train_infogan.py (here a stand-in that writes into its --out and prints an
+    accuracy line): a typed --batch-size goes to it, and its run folder (checkpoints of 200+ MB) is removed."""
+    import bench
+    started = []
+
+    class FakeRun:
+        def __init__(self, cmd, **kwargs):
+            started.append(cmd)
+            out = cmd[cmd.index("--out") + 1]
+            with open(os.path.join(out, "ckpt.pt"), "wb") as f:
+                f.write(b"x" * 1000)
+            self.stdout, self.returncode = iter(["epoch 1/1 | code->digit acc 0.950\n"]), 0
+
+        def wait(self):
+            return 0
+    monkeypatch.setattr(bench.subprocess, "Popen", FakeRun)
+    proc = cli("bench.py", "--data-root", mnist_root, "--time-to-quality", "--max-epochs", 1, "--batch-size", 32,
+               "--lambda-aug", 0, check=True)
+    cmd = started[0]
+    assert cmd[cmd.index("--batch-size") + 1] == "32" and cmd[-2:] == ["--lambda-aug", "0"]
+    assert "accuracy 0.9 reached" in proc.stdout and not os.path.exists(cmd[cmd.index("--out") + 1])
 
 
 def test_info_loss_is_the_papers_with_learned_or_fixed_std():

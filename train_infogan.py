@@ -1,6 +1,6 @@
 """InfoGAN on MNIST (Chen et al., 2016).
 
-    python train_infogan.py --data-root ../shared/data --epochs 10
+    python train_infogan.py --epochs 10      # MNIST from ./data (downloaded there when missing)
 
 G(z, c) gets incompressible noise z, a one-hot categorical code and continuous codes. D and Q share
 one body: D says real/fake, Q recovers the codes from G's images. Maximising the mutual information
