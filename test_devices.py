@@ -115,6 +115,7 @@ def test_fp16_infogan_trains_records_its_precision_and_resumes_bit_exact(tiny_mn
     cmd = ["--data-root", tiny_mnist, "--precision", "fp16", *FAST]
     proc = cli("train_infogan.py", *cmd, "--epochs", 2, "--out", tmp_path / "straight")
     assert "precision: fp16 autocast, with a gradient scaler" in proc.stdout.splitlines()[0]
+    assert ("warning: this CPU has no native fp16" in proc.stderr) == (not T.cpu_has_native_fp16())
     cli("train_infogan.py", *cmd, "--epochs", 1, "--out", tmp_path / "resumed")
     first = T.load_checkpoint(str(tmp_path / "resumed"))
     assert first["machine"]["precision"] == "fp16" and set(first["scalers"]) == {"optD", "optGQ"}

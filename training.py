@@ -127,12 +127,19 @@ def cpu_has_native_bf16():
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
+def cpu_has_native_fp16():
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_fp16_supported()
+
+
 def pick_precision(device, name):
     """auto: bf16 autocast where bf16 is native (CUDA compute capability >= 8.0; CPUs with
     AVX512-BF16/AMX, where it is also measured faster); fp16 autocast with a gradient scaler on older
     CUDA GPUs (T4, V100, GTX 10xx, RTX 20xx), where bf16 is only emulated and slower than fp32; fp32
     elsewhere (MPS included)."""
     if name != "auto":
+        if device.type == "cpu" and name != "fp32" and not (cpu_has_native_bf16 if name == "bf16" else cpu_has_native_fp16)():
+            print(f"warning: this CPU has no native {name}: --precision {name} trains several times slower than fp32 "
+                  f"(--precision auto picks the faster)", file=sys.stderr)
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
