@@ -437,11 +437,25 @@ def _cgan_results(ckpt, run_dir):
         best = (ckpt or {}).get("best") or {}
         if best.get("epoch") is not None:
             rows.append(("best mean of the two", f"{best['accuracy']:.3f} at epoch {best['epoch']} (`g_best.pt`)"))
+        rows.append(("judged by", _judge((ckpt or {}).get("judge"))))
     elif ckpt is not None and ckpt.get("args", {}).get("no_eval"):
         rows.append(("evaluator accuracy", "not measured (`--no-eval`)"))
     else:
         rows.append(("evaluator accuracy", NOT_RECORDED if ckpt is None else "none yet"))
     return rows
+
+
+def _judge(judge):
+    """The evaluator behind the accuracies: the file given with --evaluator, or one trained on the data."""
+    if not judge:
+        return NOT_RECORDED
+    if judge.get("file"):
+        return f"`{os.path.basename(judge['file'])}` (`--evaluator`)"
+    held = judge.get("heldout_accuracy")
+    held_32 = judge.get("heldout_accuracy_32px")
+    return (f"an evaluator trained on `{judge.get('trained_on', '?')}` by this toolkit, not the course's: held-out "
+            f"top-k {f'{held:.3f}' if held is not None else '?'} at 64 px"
+            + (f", {held_32:.3f} at 32 px upsampled" if held_32 is not None else ""))
 
 
 def _cgan_misses(ckpt, objects):

@@ -127,6 +127,8 @@ def test_planted_caches_are_rebuilt_and_run_nothing(iclevr_root, small_mnist, tm
     assert proc.returncode == 0 and "warning" not in proc.stderr and "training an evaluator" not in proc.stderr
     judge = torch.load(cached_evaluator_path(iclevr_root, str(cache)), weights_only=True)
     assert f"evaluator held-out top-k accuracy: {judge['heldout_accuracy']:.4f}\n" in proc.stdout  # the judge's own figure
+    with open(tmp_path / "c" / "report.md") as f:
+        assert f"trained on `{iclevr_root}` by this toolkit, not the course's: held-out top-k {judge['heldout_accuracy']:.3f}" in f.read()
 
 
 def test_everything_the_toolkit_saves_loads_with_weights_only(infogan_run):

@@ -463,6 +463,8 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
                "--g-width", 16, "--d-width", 16, *critic, *variant, check=True)
     assert "epoch 1/1" in proc.stdout and "new_test" in proc.stdout
     assert "image size: 32 px" in proc.stdout  # a CPU trains at 32 px unless --img-size says otherwise
+    with open(out / "report.md") as f:  # the report names the judge of its accuracies
+        assert f"| judged by | `{os.path.basename(tiny_evaluator)}` (`--evaluator`) |" in f.read()
     ckpt = T.load_checkpoint(str(out), kind="cgan")
     assert ckpt["config"]["cond"] == cond and ckpt["args"]["loss"] == loss and len(ckpt["history"]) == 3
     assert ckpt["config"]["img_size"] == 32

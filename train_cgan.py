@@ -244,11 +244,14 @@ def main():
     eval_sets = {name: load_conditions(os.path.join(spec, f"{name}.json"), objects) for name in ("test", "new_test")}
     images, conditions = images.to(device), conditions.to(device)
 
-    evaluator = None
+    evaluator, judge = None, None
     if not args.no_eval:
-        evaluator, judge_acc, _ = evaluator_for(args.evaluator, args.data_root, device, cache_dir=args.cache_dir)
+        evaluator, judge_acc, judge_acc_32 = evaluator_for(args.evaluator, args.data_root, device, cache_dir=args.cache_dir)
         if judge_acc is not None:
             print(f"evaluator held-out top-k accuracy: {judge_acc:.4f}", flush=True)
+        # which judge the accuracies come from, for the report: the course's file, or one trained here
+        judge = {"file": os.path.abspath(args.evaluator)} if args.evaluator else \
+            {"trained_on": args.data_root, "heldout_accuracy": judge_acc, "heldout_accuracy_32px": judge_acc_32}
 
     # -- models and optimisers
     netG, netD = T.to_device(build_cgan(config), device, channels_last_on_cpu=True)
@@ -258,7 +261,7 @@ def main():
     run = T.Run("cgan", args, config, device, machine, ckpt, nets={"netG": netG, "netD": netD},
                 optimizers={"optG": (optG, args.lr_g), "optD": (optD, args.lr_d)},
                 state={"last_loss_g": torch.zeros(()), "breakdown": None},  # G's loss between G steps
-                extra={"objects": objects, "data_root": args.data_root}, g_keys=("objects", "data_root"),
+                extra={"objects": objects, "data_root": args.data_root, "judge": judge}, g_keys=("objects", "data_root"),
                 g_ema=args.g_ema)
 
     def step_fn(idx, iteration):
