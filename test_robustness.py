@@ -371,6 +371,31 @@ def test_kill_between_writing_and_renaming_the_checkpoint_loses_nothing(lab, tmp
     assert_same_run(lab.get("ref"), out)
 
 
+def test_an_epoch_interrupted_and_resumed_counts_its_time_before_the_stop(data, tmp_path, monkeypatch):
+    """Ctrl-C in step 2 of epoch 1, then --resume: the epoch's time is both parts, not only the part after
+    the resume. In this process, on a clock that moves 10 s each time it is read (the trainer reads it
+    at an epoch's start, at the stop and at the epoch's end)."""
+    import types
+    clock = iter(range(10, 10000, 10))
+    monkeypatch.setattr(T, "time", types.SimpleNamespace(time=lambda: float(next(clock))))
+    steps, real_train_epoch = [0], T.train_epoch
+
+    def ctrl_c_in_step_2(state, epoch, n_items, step_fn, *args, **kwargs):
+        def step(*a):
+            steps[0] += 1
+            if steps[0] == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+            return step_fn(*a)
+        return real_train_epoch(state, epoch, n_items, step, *args, **kwargs)
+    monkeypatch.setattr(T, "train_epoch", ctrl_c_in_step_2)
+    out = str(tmp_path / "run")
+    assert cli("train_infogan.py", *base_args(data), "--epochs", 1, "--out", out, env=ENV).returncode == 130
+    assert T.load_checkpoint(out)["partial_seconds"] == 10.0
+    resumed = cli("train_infogan.py", "--resume", out, env=ENV, check=True)
+    assert T.load_checkpoint(out)["epoch_seconds"] == [[1, 20.0]]
+    assert f"epoch 1/1 | 20.0s, {N_TRAIN / 20:.0f} img/s" in resumed.stdout  # all the epoch's images in its 20 s
+
+
 def test_sigint_mid_epoch_saves_and_resume_command_is_bit_exact(lab, tmp_path):
     """SIGINT (Ctrl-C) during step 2 of epoch 1: finish the step, save, print the resume command, exit
     130. Running that command completes the run exactly as if it had never stopped."""

@@ -877,6 +877,7 @@ class Run:
         self.netG_ema = make_ema(nets["netG"], g_ema)
         self.netG_eval = self.netG_ema if self.netG_ema is not None else nets["netG"]
         self.state = {"epoch": 0, "step": 0, "perm": None, "history": [], "accuracy": [], "epoch_seconds": [],
+                      "partial_seconds": 0.0,  # spent in an epoch that was interrupted, counted when it ends
                       "best": {"accuracy": -1.0, "epoch": None}, **state}
         self.command = ["python"] + [os.path.basename(sys.argv[0])] + sys.argv[1:]
         self.resumes = []  # the --resume commands that continued the run, for its report
@@ -937,11 +938,12 @@ class Run:
             print(f"nothing to train: the run in {out} is at epoch {state['epoch']} of {args.epochs}; "
                   f"--resume {out} --epochs N trains it on to epoch N", file=sys.stderr)
         for epoch in range(state["epoch"], args.epochs):
-            t0 = time.time()
+            t0 = time.time() - state["partial_seconds"]
             rows = train_epoch(state, epoch, n_items, step_fn, columns, args, stop, self.device, out,
-                               save_partial=lambda: (self.save(end_of_epoch=False), write_logs(out, state)))
+                               save_partial=lambda: (state.update(partial_seconds=round(time.time() - t0, 2)),
+                                                     self.save(end_of_epoch=False), write_logs(out, state)))
             seconds = time.time() - t0
-            state.update(epoch=epoch + 1, perm=None)
+            state.update(epoch=epoch + 1, perm=None, partial_seconds=0.0)
             state["epoch_seconds"].append([epoch + 1, round(seconds, 2)])
             score, summary = end_of_epoch(epoch + 1, np.mean(rows, axis=0))
             if score is not None and score > state["best"]["accuracy"]:
@@ -953,7 +955,7 @@ class Run:
             write_logs(out, state)
             make_gif(gif_frames(), os.path.join(out, "progress.gif"))
             write_report(out, saved)
-            print(epoch_line(epoch + 1, args.epochs, seconds, len(rows) * args.batch_size) + summary, flush=True)
+            print(epoch_line(epoch + 1, args.epochs, seconds, steps_per_epoch * args.batch_size) + summary, flush=True)
             stop_after_epoch(stop, out, epoch + 1, steps_per_epoch)
 
 
