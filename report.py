@@ -42,7 +42,7 @@ RUN_FILES = (  # (file, what it is) listed at the end of the report when present
     ("g_best.pt", "`g.pt` of the best epoch"),
     ("losses.csv", "losses and D's outputs per iteration"),
     ("accuracy.csv", "evaluator accuracy per epoch"),
-    ("curves.png", "loss and D-output curves, accuracy per epoch"),
+    ("curves.png", "loss and D-output curves; accuracy per epoch where measured"),
     ("progress.gif", "the fixed-noise grid, epoch by epoch"),
     ("grids", "every epoch's raw grids"),
 )
@@ -592,9 +592,10 @@ def _write_report(run_dir, generator, saved):
             md += [f"### {name}.json{score}", "", _image(f"{name}.json conditions", rel(f"grid_{name}.png")), ""]
 
     if os.path.isfile(os.path.join(run_dir, "curves.png")):
-        what = ("the losses of D, G and Q; D's probabilities D(x) and D(G(z)) before and after G's step; "
-                "code->digit accuracy per epoch") if kind == "infogan" else \
-            "the losses of D and G; D's mean score on real and generated images; evaluator accuracy per epoch"
+        what = "the losses of D, G and Q; D's probabilities D(x) and D(G(z)) before and after G's step" \
+            if kind == "infogan" else "the losses of D and G; D's mean score on real and generated images"
+        if (ckpt or {}).get("accuracy"):
+            what += "; code->digit accuracy per epoch" if kind == "infogan" else "; evaluator accuracy per epoch"
         md += ["## Curves", "", f"Per iteration (a long run's smoothed by a moving average over the faint raw values): "
                f"{what}.", "",
                _image("training curves", "curves.png"), ""]

@@ -67,7 +67,7 @@ def main():
     else:
         raise T.UserError(f"{ckpt['path']} holds an unknown model kind {ckpt['kind']!r}")
 
-    out = args.out or os.path.join(os.path.dirname(ckpt["path"]), f"sample_{name}.png")
+    out = args.out or os.path.join(os.path.dirname(ckpt["path"]), f"sample_{name}{'_plain' if args.plain else ''}.png")
     T.check(out.endswith((".png", ".npz")), f"--out must end in .png or .npz (got {out})")
     T.make_run_dir(os.path.dirname(os.path.abspath(out)))
     if out.endswith(".npz"):
@@ -107,6 +107,7 @@ def sample_infogan(ckpt, args, device):
     T.check(len(modes) <= 1, f"choose one of --grid, --code, --digit, --sweep (got {', '.join('--' + m for m in modes)})")
     mode = modes[0] if modes else "grid"
     if mode in ("grid", "sweep"):
+        T.check(args.n is None, f"--n does not apply to --{mode}: its grid is 10 x 10 images (use --code or --digit)")
         if mode == "sweep":
             T.check(1 <= args.sweep <= n_cont, f"--sweep {args.sweep} is out of range: this model has "
                     f"{n_cont} continuous code(s), numbered 1..{n_cont}" if n_cont else
@@ -143,6 +144,8 @@ def sample_cgan(ckpt, args, device):
     from data import load_conditions, to_multi_hot
     config, netG, objects = ckpt["config"], R.load_generator(ckpt, device), ckpt["objects"]
     T.check((args.labels is None) != (args.json is None), "give exactly one of --labels or --json")
+    T.check(args.json is not None or args.evaluator is None, "--evaluator scores the images of --json, not --labels")
+    T.check(args.json is None or args.n is None, "--n does not apply to --json: one image per condition of the file")
     if args.labels is not None:
         names = [n.strip() for n in args.labels.split(",") if n.strip()]
         twice = sorted({n for n in names if names.count(n) > 1})

@@ -279,6 +279,7 @@ BAD_INPUT = {
     "sample-code-beyond-n-cat": _sample_case(lambda p: ["--code", 10], "--code 10 is out of range"),
     "sample-two-modes": _sample_case(lambda p: ["--code", 1, "--sweep", 1], "choose one of"),
     "sample-n-0": _sample_case(lambda p: ["--code", 1, "--n", 0], "--n must be > 0"),
+    "sample-n-with-grid": _sample_case(lambda p: ["--grid", "--n", 5], "--n does not apply to --grid"),
     "sample-digit-10": _sample_case(lambda p: ["--digit", 10], "--digit must be 0-9"),
     "sample-digit-negative": _sample_case(lambda p: ["--digit", -1], "--digit must be 0-9"),
     "sample-digit-without-mapping": _sample_case(lambda p: ["--digit", 3], "no code->digit mapping"),

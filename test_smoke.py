@@ -515,3 +515,7 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
         bad = cli("sample.py", "--ckpt", out / "g.pt", "--labels", "red cube, blue sphere,red cube")
         assert bad.returncode == 2 and bad.stderr.strip() == \
             "error: --labels names red cube twice: a condition holds each object once"
+        for flags, phrase in ((["--labels", "red cube", "--evaluator", tiny_evaluator], "--evaluator scores the images of --json"),
+                              (["--json", os.path.join(iclevr_root, "test.json"), "--n", 4], "--n does not apply to --json")):
+            bad = cli("sample.py", "--ckpt", out / "g.pt", *flags)  # a flag that would do nothing is said, not ignored
+            assert bad.returncode == 2 and bad.stderr.startswith("error: ") and phrase in bad.stderr, bad.stderr

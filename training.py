@@ -256,7 +256,8 @@ def device_name(device):
             model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
     except OSError:
         pass
-    return f"{model}, {torch.get_num_threads()} threads"
+    n = torch.get_num_threads()
+    return f"{model}, {n} thread{'s' if n != 1 else ''}"
 
 
 def describe_machine(device, precision):
