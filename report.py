@@ -625,3 +625,8 @@ def _write_report(run_dir, generator, saved):
 def _write_text(path, text):
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+if __name__ == "__main__":  # a module, not a command: say which command writes the page
+    raise SystemExit("report.py is the report's module; write a run's report.md with: "
+                     "python sample.py --ckpt RUN --report")

@@ -200,6 +200,12 @@ def test_old_infogan_run_and_g_pt_alone_still_get_a_report(tmp_path):
         run_main(["sample.py", "--ckpt", str(alone / "g.pt"), "--report", "--grid"])
 
 
+def test_report_py_run_as_a_script_names_the_command_that_writes_a_report():
+    import runpy
+    with pytest.raises(SystemExit, match="python sample.py --ckpt RUN --report"):
+        runpy.run_path(os.path.join(REPO, "report.py"), run_name="__main__")
+
+
 def test_long_start_command_is_broken_into_lines_the_shell_joins_again():
     argv = ["python", "train_cgan.py", "--data-root", "/data/i clevr", "--img-size", "32", "--g-upsample", "--g-cond",
             "cbn", "--g-ema", "0.999", "--lr-g", "4e-4", "--lr-d", "8e-4", "--epochs", "60", "--out", "runs/cgan32"]
