@@ -66,6 +66,25 @@ def test_train_infogan_run_folder_is_complete(infogan_run):
     assert Image.open(os.path.join(out, "progress.gif")).format == "GIF"
 
 
+def test_progress_gif_frames_are_the_grids_headed_by_their_epoch(tmp_path):
+    """Each frame: the epoch's grid, every grey level kept (MNIST's digits have up to 256), under a header."""
+    paths, grids = [], [np.tile(np.arange(200, dtype=np.uint8), (62, 1)), np.full((62, 200), 77, np.uint8)]
+    for epoch, grid in zip((1, 12), grids):
+        paths.append(str(tmp_path / f"epoch{epoch:03d}_c1.png"))
+        Image.fromarray(grid).convert("RGB").save(paths[-1])
+    T.make_gif(paths, str(tmp_path / "progress.gif"))
+    gif = Image.open(tmp_path / "progress.gif")
+    assert gif.n_frames == 2 and gif.size == (200, 62 + T.GIF_HEADER)
+    headers = []
+    for i, grid in enumerate(grids):
+        gif.seek(i)
+        frame = np.asarray(gif.convert("L"))
+        assert np.array_equal(frame[T.GIF_HEADER:], grid)  # the grid itself, untouched
+        assert frame[:T.GIF_HEADER].min() < 128  # text in the white header
+        headers.append(frame[:T.GIF_HEADER])
+    assert not np.array_equal(*headers)  # "epoch 1" and "epoch 12"
+
+
 def test_sample_png_and_npz(infogan_run, tmp_path):
     out, _ = infogan_run
     cli("sample.py", "--ckpt", os.path.join(out, "g.pt"), "--grid", "--out", tmp_path / "grid.png", check=True)

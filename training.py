@@ -18,6 +18,7 @@ import json
 import pickle
 import platform
 import random
+import re
 import shlex
 import shutil
 import signal
@@ -584,9 +585,23 @@ def to_uint8(images):
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
+GIF_HEADER = 14  # px of white above each frame, for its epoch
+
+
 def make_gif(frame_paths, path, ms_per_frame=300):
-    from PIL import Image
-    frames = [Image.open(p).convert("P") for p in frame_paths if os.path.exists(p)]
+    """The grids epoch by epoch, each frame headed by its epoch (from the file name, grids/epochNNN_...)."""
+    from PIL import Image, ImageDraw
+    frames = []
+    for p in frame_paths:
+        if not os.path.exists(p):
+            continue
+        grid = Image.open(p).convert("RGB")
+        frame = Image.new("RGB", (grid.width, grid.height + GIF_HEADER), "white")
+        frame.paste(grid, (0, GIF_HEADER))
+        epoch = re.search(r"epoch0*(\d+)", os.path.basename(p))
+        if epoch:
+            ImageDraw.Draw(frame).text((4, 2), f"epoch {epoch.group(1)}", fill="black")
+        frames.append(frame.convert("P", palette=Image.Palette.ADAPTIVE))  # not the web palette: 6 greys, dithered
     if frames:
         atomic_write(path, lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
                                                       duration=ms_per_frame, loop=0))
