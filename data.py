@@ -34,9 +34,13 @@ def load_mnist(root, train=True, img_size=28, download=True):
     raw = os.path.join(root, "MNIST", "raw")
     if os.path.exists(root):
         check(os.path.isdir(root) and os.access(root, os.R_OK | os.X_OK), f"dataset folder {root} is not a readable folder")
+    made = [d for d in (root, os.path.join(root, "MNIST"), raw) if not os.path.exists(d)]
     try:
         ds = MNIST(root, train=train, download=download)
     except Exception as e:  # no network, a mirror down, a read-only folder...
+        for d in reversed(made):  # a mistyped --data-root leaves no empty folders behind
+            if os.path.isdir(d) and not os.listdir(d):
+                os.rmdir(d)
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         reason = lines[-1][:120] if lines else type(e).__name__  # torchvision's last line is the cause
         raise UserError(f"MNIST not found in {raw} and the download failed ({reason}); put the four IDX files "

@@ -306,6 +306,8 @@ def test_bad_input_is_one_clear_line_and_exit_2(inputs, tmp_path, case):
     script, argv, phrase = BAD_INPUT[case]
     proc = cli(script, *argv(inputs, str(tmp_path / "out")), env={**ENV, **OFFLINE})
     assert_one_line_error(proc, phrase)
+    if case == "train-data-missing-no-download":  # the failed download leaves no empty MNIST/raw/ behind
+        assert not os.path.exists(os.path.join(inputs.root, "no-mnist"))
 
 
 @pytest.mark.parametrize("case", ["train-resume-truncated", "sample-digit-without-mapping"])
