@@ -137,7 +137,7 @@ MUTATIONS = [
              ("test_smoke.py",), "train_cgan_one_epoch and hinge"),
     Mutation("an interrupted epoch's time counts only the part after the resume", "training.py",
              't0 = time.time() - state["partial_seconds"]', 't0 = time.time()',
-             (ROBUST,), "counts_its_time"),
+             (ROBUST,), "sigint"),
     Mutation("sample --labels ignores --evaluator silently", "sample.py",
              '    T.check(args.json is not None or args.evaluator is None,', '    T.check(True or args.evaluator is None,',
              ("test_smoke.py",), "train_cgan_one_epoch and hinge"),
