@@ -270,6 +270,10 @@ def test_a_folder_in_use_is_refused_and_readable(infogan_run, small_mnist, tmp_p
         for args in (["--resume", out], ["--data-root", small_mnist, "--out", out, "--overwrite", *FAST]):
             one_line(cli("train_infogan.py", *args), "in use by another run", f"process {holder.pid}")
         assert run_hashes(out) == kept
+        starting = tmp_path / "starting"  # the live run has not saved its first checkpoint yet
+        starting.mkdir()
+        (starting / T.LOCK).write_text(f"{holder.pid}\n")
+        one_line(cli("train_infogan.py", "--resume", starting), "in use by another run", "not saved a checkpoint yet")
         assert cli("sample.py", "--ckpt", out, "--code", 2, "--n", 3, "--out", tmp_path / "s.npz").returncode == 0
         assert np.load(tmp_path / "s.npz")["images"].shape == (3, 1, 28, 28)
     finally:

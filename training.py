@@ -366,7 +366,10 @@ def load_checkpoint(path, kind=None):
     """Load a checkpoint written by this toolkit; a run folder means its ckpt.pt.
     kind ('infogan' or 'cgan') refuses a checkpoint of the other model."""
     if os.path.isdir(path):
-        path = os.path.join(path, CHECKPOINT)
+        folder, path = path, os.path.join(path, CHECKPOINT)
+        owner = lock_owner(folder)
+        check(os.path.exists(path) or owner is None or not process_alive(owner),
+              f"{folder} is in use by another run (process {owner}) that has not saved a checkpoint yet")
     ckpt = load_file(path, "checkpoint")
     check(isinstance(ckpt, dict) and "kind" in ckpt and "config" in ckpt,
           f"{path} is not a checkpoint of this toolkit (no 'kind'/'config' inside)")
@@ -495,6 +498,15 @@ def process_alive(pid):
     return True
 
 
+def lock_owner(folder):
+    """The process id in FOLDER/run.lock, or None (no lock, or not readable)."""
+    try:
+        with open(os.path.join(folder, LOCK)) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class RunLock:
     """One writer per run folder: FOLDER/run.lock holds the owner's process id, created atomically
     (O_EXCL). A lock whose process is gone (killed with -9, say) is stale and taken over with a note.
@@ -526,11 +538,7 @@ class RunLock:
         raise UserError(f"{folder} is in use by another run (its lock {self.path} keeps being taken)")
 
     def owner(self):
-        try:
-            with open(self.path) as f:
-                return int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
+        return lock_owner(os.path.dirname(self.path))
 
     def release(self):
         if self.owner() == os.getpid():
