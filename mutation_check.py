@@ -156,7 +156,7 @@ MUTATIONS = [
              '            if os.path.isdir(d) and not os.listdir(d):\n                os.rmdir(d)', '            pass',
              (ROBUST,), "no-download"),
     Mutation("--resume of a live run that has not saved yet: 'checkpoint not found'", "training.py",
-             '        check(os.path.exists(path) or owner is None or not process_alive(owner),', '        check(True,',
+             '        check(os.path.exists(path) or owner in (None, os.getpid()) or not process_alive(owner),', '        check(True,',
              (FILES,), "in_use"),
     Mutation("bench --time-to-quality leaves its run folder behind", "bench.py",
              '    with tempfile.TemporaryDirectory(prefix="ttq_") as out:', '    for out in [tempfile.mkdtemp(prefix="ttq_")]:',

@@ -368,7 +368,7 @@ def load_checkpoint(path, kind=None):
     if os.path.isdir(path):
         folder, path = path, os.path.join(path, CHECKPOINT)
         owner = lock_owner(folder)
-        check(os.path.exists(path) or owner is None or not process_alive(owner),
+        check(os.path.exists(path) or owner in (None, os.getpid()) or not process_alive(owner),
               f"{folder} is in use by another run (process {owner}) that has not saved a checkpoint yet")
     ckpt = load_file(path, "checkpoint")
     check(isinstance(ckpt, dict) and "kind" in ckpt and "config" in ckpt,
