@@ -304,6 +304,8 @@ def main():
     T.check(mnist is None or len(mnist) // args.batch_size >= args.warmup + args.iters,
             f"--warmup + --iters ({args.warmup + args.iters}) batches of {args.batch_size} need more than the "
             f"{0 if mnist is None else len(mnist)} training images: lower one of them")
+    for d in devices:
+        T.warn_if_emulated(d, args.precision)
     print(f"torch {torch.__version__}, fast loop in " + ", ".join(
         f"{d.type} ({T.device_name(d)}): {T.pick_precision(d, args.precision)}" for d in devices))
     print(f"{'model':28s} {'device':6s} {'batch':>5s} {'fast img/s':>11s} {'ref img/s':>10s} {'speed-up':>8s}")

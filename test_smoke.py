@@ -72,7 +72,11 @@ def test_progress_gif_frames_are_the_grids_headed_by_their_epoch(tmp_path):
     for epoch, grid in zip((1, 12), grids):
         paths.append(str(tmp_path / f"epoch{epoch:03d}_c1.png"))
         Image.fromarray(grid).convert("RGB").save(paths[-1])
-    T.make_gif(paths, str(tmp_path / "progress.gif"))
+    made = {}
+    T.make_gif(paths[:1], str(tmp_path / "progress.gif"), frames_made=made)
+    first = made[paths[0]]
+    T.make_gif(paths, str(tmp_path / "progress.gif"), frames_made=made)
+    assert made[paths[0]] is first  # the next epoch converts only its own grid
     gif = Image.open(tmp_path / "progress.gif")
     assert gif.n_frames == 2 and gif.size == (200, 62 + T.GIF_HEADER)
     headers = []

@@ -138,15 +138,19 @@ def pick_precision(device, name):
     CUDA GPUs (T4, V100, GTX 10xx, RTX 20xx), where bf16 is only emulated and slower than fp32; fp32
     elsewhere (MPS included)."""
     if name != "auto":
-        if device.type == "cpu" and name != "fp32" and not (cpu_has_native_bf16 if name == "bf16" else cpu_has_native_fp16)():
-            print(f"warning: this CPU has no native {name}: --precision {name} trains several times slower than fp32 "
-                  f"(--precision auto picks the faster)", file=sys.stderr)
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
     if device.type == "cpu" and cpu_has_native_bf16() and cpu_bf16_is_faster():
         return "bf16"
     return "fp32"
+
+
+def warn_if_emulated(device, name):
+    """Once per command, where the user's --precision is read: a CPU without native fp16/bf16 emulates it."""
+    if device.type == "cpu" and name in ("bf16", "fp16") and not (cpu_has_native_bf16 if name == "bf16" else cpu_has_native_fp16)():
+        print(f"warning: this CPU has no native {name}: --precision {name} trains several times slower than fp32 "
+              f"(--precision auto picks the faster)", file=sys.stderr)
 
 
 BF16_MIN_SPEEDUP = 1.1  # below this, fp32's exact arithmetic is worth more than the time
@@ -596,23 +600,29 @@ def to_uint8(images):
 GIF_HEADER = 14  # px of white above each frame, for its epoch
 
 
-def make_gif(frame_paths, path, ms_per_frame=300):
-    """The grids epoch by epoch, each frame headed by its epoch (from the file name, grids/epochNNN_...)."""
-    from PIL import Image, ImageDraw
-    frames = []
+def make_gif(frame_paths, path, ms_per_frame=300, frames_made=None):
+    """The grids epoch by epoch, each frame headed by its epoch (from the file name, grids/epochNNN_...).
+    frames_made: {grid path: frame}, kept by the caller between epochs, so each epoch converts only its
+    own grid (the palette of 100 frames takes seconds; writing them, a tenth of one)."""
+    frames_made = {} if frames_made is None else frames_made
     for p in frame_paths:
-        if not os.path.exists(p):
-            continue
-        grid = Image.open(p).convert("RGB")
-        frame = Image.new("RGB", (grid.width, grid.height + GIF_HEADER), "white")
-        frame.paste(grid, (0, GIF_HEADER))
-        epoch = re.search(r"epoch0*(\d+)", os.path.basename(p))
-        if epoch:
-            ImageDraw.Draw(frame).text((4, 2), f"epoch {epoch.group(1)}", fill="black")
-        frames.append(frame.convert("P", palette=Image.Palette.ADAPTIVE))  # not the web palette: 6 greys, dithered
+        if p not in frames_made and os.path.exists(p):
+            frames_made[p] = gif_frame(p)
+    frames = [frames_made[p] for p in frame_paths if p in frames_made]
     if frames:
         atomic_write(path, lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
                                                       duration=ms_per_frame, loop=0))
+
+
+def gif_frame(grid_path):
+    from PIL import Image, ImageDraw
+    grid = Image.open(grid_path).convert("RGB")
+    frame = Image.new("RGB", (grid.width, grid.height + GIF_HEADER), "white")
+    frame.paste(grid, (0, GIF_HEADER))
+    epoch = re.search(r"epoch0*(\d+)", os.path.basename(grid_path))
+    if epoch:
+        ImageDraw.Draw(frame).text((4, 2), f"epoch {epoch.group(1)}", fill="black")
+    return frame.convert("P", palette=Image.Palette.ADAPTIVE)  # not the web palette: 6 greys, dithered
 
 
 def plot_curves(path, panels):
@@ -862,6 +872,7 @@ def start_run(kind, get_parser, validate, model_keys, default_out, flags_before=
     validate(args, ckpt)
     device = pick_device(args.device)
     precision = pick_precision(device, args.precision)
+    warn_if_emulated(device, args.precision)
     if ckpt and args.precision == "auto" and ckpt.get("machine", {}).get("device") == device.type:
         precision = ckpt["machine"]["precision"]  # a resumed run keeps its arithmetic
     args.out, _ = claim_run_dir(args.out, default_out, resume=ckpt is not None, overwrite=args.overwrite)
@@ -905,6 +916,7 @@ class Run:
                       "best": {"accuracy": -1.0, "epoch": None}, **state}
         self.command = ["python"] + [os.path.basename(sys.argv[0])] + sys.argv[1:]
         self.resumes = []  # the --resume commands that continued the run, for its report
+        self.gif_frames = {}  # progress.gif's frames so far, converted once each
         if ckpt:
             self.restore(ckpt)
         elif args.overwrite:
@@ -977,7 +989,7 @@ class Run:
                 atomic_write(os.path.join(out, "g_best.pt"),
                              lambda tmp: shutil.copyfile(os.path.join(out, GENERATOR), tmp))
             write_logs(out, state)
-            make_gif(gif_frames(), os.path.join(out, "progress.gif"))
+            make_gif(gif_frames(), os.path.join(out, "progress.gif"), frames_made=self.gif_frames)
             write_report(out, saved)
             print(epoch_line(epoch + 1, args.epochs, seconds, steps_per_epoch * args.batch_size) + summary, flush=True)
             stop_after_epoch(stop, out, epoch + 1, steps_per_epoch)
