@@ -96,6 +96,17 @@ def cli(script, *args, env=None, check=False):
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
+# Two workers take whole files (pytest.ini). xdist hands them out most tests first; the slowest go
+# first instead, so that the two workers finish together (measured per file with --durations=0).
+SLOWEST_FIRST = ("test_robustness.py", "test_devices.py", "test_smoke.py", "test_files.py",
+                 "test_robustness_cgan.py", "test_report.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(os.path.basename(str(item.path)), len(rank)))  # stable: a file keeps its order
+
+
 @pytest.fixture(scope="package")
 def mnist_root(tmp_path_factory):
     return write_fake_mnist(str(tmp_path_factory.mktemp("mnist")))
