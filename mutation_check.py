@@ -273,6 +273,20 @@ MUTATIONS = [
              "v = {key: float(sum(ranges[key]) / 2) for key in LOOK_RANGES}", (RENDER,), "new_look"),
     Mutation("make-iclevr accepts a reversed range", "data.py",
              "check(low <= lo <= hi <= high,", "check(low <= lo and hi <= high,", (RENDER,), "bad_look"),
+    # -- curves and the report's per-epoch table
+    Mutation("curves.png draws a long run's every raw value", "training.py",
+             "                if len(ys) > CURVE_POINTS:\n", "                if False:\n", (REPORT,), "curves_of"),
+    Mutation("curves.png's band of means, not extremes", "training.py",
+             "low, high = np.fmin.reduceat(ys, starts), np.fmax.reduceat(ys, starts)",
+             "low = high = np.add.reduceat(ys, starts) / np.diff(np.r_[starts, len(ys)])", (REPORT,), "curves_of"),
+    Mutation("curves.png's moving average through every point", "training.py",
+             "np.linspace(0, len(smooth) - 1, CURVE_POINTS)", "np.arange(len(smooth))", (REPORT,), "curves_of"),
+    Mutation("per-epoch means count the rows of every epoch as one", "report.py",
+             "{int(e): [float(v) for v in s / n] for e, s, n", "{int(e): [float(v) for v in s] for e, s, n",
+             (REPORT,), "per_epoch_means"),
+    Mutation("a damaged losses.csv row stops the report", "report.py",
+             "    except ValueError:  # a damaged row: keep the rows that read\n",
+             "    except ZeroDivisionError:\n", (REPORT,), "per_epoch_means"),
 ]
 
 

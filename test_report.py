@@ -3,8 +3,8 @@
 A real 1-epoch run (conftest's infogan_run) gets a report whose every link exists and whose resume
 command continues the run; the grid's rows follow the code->digit map (a stand-in generator draws
 its own code value, so a row shows which code drew it); the cGAN figures write the asked-for objects
-under each image; a run written before command/epoch_seconds/machine/breakdown were recorded, and a
-g.pt alone, still get a report.
+under each image; a long run's curves keep every extreme in few points; a run written before
+command/epoch_seconds/machine/breakdown were recorded, and a g.pt alone, still get a report.
 """
 import json
 import os
@@ -213,6 +213,41 @@ def test_long_start_command_is_broken_into_lines_the_shell_joins_again():
     assert text.count("\n") >= 1 and all(len(line) <= 90 for line in text.splitlines())
     echoed = subprocess.run(["bash", "-c", 'printf "%s\\0" ' + text], capture_output=True, text=True).stdout
     assert echoed.split("\0")[:-1] == argv
+
+
+def test_per_epoch_means_of_losses_csv_and_its_damaged_rows(tmp_path):
+    """The report's per-epoch table: each epoch's mean of each column and its row count (which marks a
+    part epoch); a row that does not read (a cut-off line, a word, a blank line) is left out, not fatal."""
+    path = tmp_path / "losses.csv"
+    path.write_text("epoch,iteration,loss_d,loss_g\n1,1,1.0,2.0\n1,2,3.0,6.0\n2,3,5.0,7.0\n2,4,9.0,1.0\n3,5,2.5,0.5\n")
+    assert R.epoch_means(str(path)) == (["loss_d", "loss_g"], {1: [2.0, 4.0], 2: [7.0, 4.0], 3: [2.5, 0.5]},
+                                        {1: 2, 2: 2, 3: 1})
+    path.write_text("epoch,iteration,loss_d,loss_g\n1,1,1.0,2.0\n1,2,x,6.0\n\n2,3,5.0,7.0\n2,4,9.0\n")
+    assert R.epoch_means(str(path)) == (["loss_d", "loss_g"], {1: [1.0, 2.0], 2: [5.0, 7.0]}, {1: 1, 2: 1})
+    path.write_text("epoch,iteration,loss_d,loss_g\n")
+    assert R.epoch_means(str(path)) == (["loss_d", "loss_g"], {}, {})
+
+
+def test_curves_of_a_long_run_keep_every_extreme_in_few_points(tmp_path, monkeypatch):
+    """curves.png at 100 epochs of 371 iterations: the moving average and the faint band of raw values
+    are drawn through at most CURVE_POINTS points each (a line through all 37,100 took seconds every
+    epoch), and the band still reaches the single highest and lowest iteration."""
+    import matplotlib.pyplot as plt
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to look at, not the PNG
+    n = 37_100
+    its = np.arange(1, n + 1)
+    loss = 1 + 0.1 * np.random.default_rng(0).standard_normal(n)
+    loss[12_345], loss[30_001] = 9.0, -4.0  # one spike each way, inside a slice
+    T.plot_curves(str(tmp_path / "curves.png"), [("losses", "iteration", {"D": (its, loss)})])
+    ax = figures[0].axes[0]
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert ax.lines and all(len(line.get_xdata()) <= T.CURVE_POINTS for line in ax.lines)
+    (band,) = ax.collections
+    xy = np.concatenate([path.vertices for path in band.get_paths()])
+    assert len(xy) <= 4 * T.CURVE_POINTS + 10
+    assert xy[:, 1].max() == 9.0 and xy[:, 1].min() == -4.0
+    assert xy[:, 0].min() == 1 and xy[:, 0].max() == n
 
 
 def test_write_report_leaves_the_random_streams_alone(tmp_path):

@@ -625,9 +625,15 @@ def gif_frame(grid_path):
     return frame.convert("P", palette=Image.Palette.ADAPTIVE)  # not the web palette: 6 greys, dithered
 
 
+CURVE_POINTS = 2000  # a line of more points than this looks no different at 9 inches, and costs seconds
+
+
 def plot_curves(path, panels):
     """panels: list of (title, x label, {series name: (xs, ys)}) -> one PNG, one subplot per panel.
-    Dense per-iteration series get a moving average drawn over the raw (faint) curve."""
+    Dense per-iteration series get a moving average drawn over the raw (faint) values. A long run's
+    raw values are drawn as the band from their lowest to their highest in each of CURVE_POINTS / 2
+    slices: what a line through every point looks like at this size (every extreme stays), for a
+    fraction of the drawing time, which the trainers pay every epoch."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -635,12 +641,19 @@ def plot_curves(path, panels):
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)), squeeze=False)
     for ax, (title, x_label, series) in zip(axes[:, 0], panels):
         for name, (xs, ys) in series.items():
-            ys = np.asarray(ys, dtype=float)
+            xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
             if len(ys) > 200:
                 window = max(len(ys) // 100, 5)
                 smooth = np.convolve(ys, np.ones(window) / window, mode="valid")
-                line, = ax.plot(xs, ys, alpha=0.2, linewidth=0.5)
-                ax.plot(xs[window - 1:], smooth, color=line.get_color(), label=name)
+                every = np.unique(np.linspace(0, len(smooth) - 1, CURVE_POINTS).round().astype(int))  # ends included
+                line, = ax.plot(xs[window - 1:][every], smooth[every], label=name)
+                if len(ys) > CURVE_POINTS:
+                    starts = np.linspace(0, len(ys), CURVE_POINTS // 2, endpoint=False).astype(int)
+                    low, high = np.fmin.reduceat(ys, starts), np.fmax.reduceat(ys, starts)
+                    ax.fill_between(np.r_[xs[starts], xs[-1]], np.r_[low, low[-1]], np.r_[high, high[-1]], step="post",
+                                    color=line.get_color(), alpha=0.2, linewidth=0)
+                else:
+                    ax.plot(xs, ys, color=line.get_color(), alpha=0.2, linewidth=0.5)
             else:
                 ax.plot(xs, ys, marker="o" if len(ys) < 30 else None, label=name)
         ax.set_title(title)
