@@ -287,6 +287,11 @@ MUTATIONS = [
     Mutation("a damaged losses.csv row stops the report", "report.py",
              "    except ValueError:  # a damaged row: keep the rows that read\n",
              "    except ZeroDivisionError:\n", (REPORT,), "per_epoch_means"),
+    Mutation("sample.py --labels with no name: the JSON file's message", "sample.py",
+             "        T.check(names, '--labels names no object", "        T.check(True, '--labels names no object",
+             ("test_smoke.py",), "hinge"),
+    Mutation("sample.py --labels of 4 objects: no warning", "sample.py", "        if len(names) > 3:\n",
+             "        if len(names) > 4:\n", ("test_smoke.py",), "hinge"),
 ]
 
 

@@ -19,6 +19,7 @@ in the figure's order, with the categorical `codes` (InfoGAN) or the multi-hot `
 import training as T  # first: it sets up the Apple-silicon fallback before torch loads
 
 import os
+import sys
 
 import numpy as np
 import torch
@@ -150,6 +151,10 @@ def sample_cgan(ckpt, args, device):
         names = [n.strip() for n in args.labels.split(",") if n.strip()]
         twice = sorted({n for n in names if names.count(n) > 1})
         T.check(not twice, f"--labels names {', '.join(twice)} twice: a condition holds each object once")
+        T.check(names, '--labels names no object: give one to three, e.g. --labels "red cube,blue sphere"')
+        if len(names) > 3:
+            print(f"warning: --labels asks for {len(names)} objects; i-CLEVR scenes hold 1-3, so G never saw "
+                  "this many", file=sys.stderr)
         y = to_multi_hot([names], objects, "--labels").repeat(args.n or 8, 1)
         nrow, name = 8, "labels"
     else:

@@ -538,6 +538,12 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
         bad = cli("sample.py", "--ckpt", out / "g.pt", "--labels", "red cube, blue sphere,red cube")
         assert bad.returncode == 2 and bad.stderr.strip() == \
             "error: --labels names red cube twice: a condition holds each object once"
+        bad = cli("sample.py", "--ckpt", out / "g.pt", "--labels", " , ")
+        assert bad.returncode == 2 and bad.stderr.startswith("error: --labels names no object"), bad.stderr
+        four = cli("sample.py", "--ckpt", out / "g.pt", "--labels", "red cube,blue sphere,gray cylinder,cyan cube",
+                   "--n", 2, "--out", tmp_path / "four.npz", check=True)  # drawn, with a word of warning
+        assert "warning: --labels asks for 4 objects; i-CLEVR scenes hold 1-3" in four.stderr
+        assert (np.load(tmp_path / "four.npz")["conditions"].sum(1) == 4).all()
         for flags, phrase in ((["--labels", "red cube", "--evaluator", tiny_evaluator], "--evaluator scores the images of --json"),
                               (["--json", os.path.join(iclevr_root, "test.json"), "--n", 4], "--n does not apply to --json")):
             bad = cli("sample.py", "--ckpt", out / "g.pt", *flags)  # a flag that would do nothing is said, not ignored
