@@ -226,11 +226,13 @@ def test_per_epoch_means_of_losses_csv_and_its_damaged_rows(tmp_path):
     assert R.epoch_means(str(path)) == (["loss_d", "loss_g"], {1: [1.0, 2.0], 2: [5.0, 7.0]}, {1: 1, 2: 1})
     path.write_text("epoch,iteration,loss_d,loss_g\n")
     assert R.epoch_means(str(path)) == (["loss_d", "loss_g"], {}, {})
+    path.write_text("epoch,iteration,loss_d,loss_g\n" + "1,1,1.0,2.0,3.0\n" * 4)  # every row a column too many
+    assert R.epoch_means(str(path)) == (["loss_d", "loss_g"], {}, {})
 
 
 def test_curves_of_a_long_run_keep_every_extreme_in_few_points(tmp_path, monkeypatch):
     """curves.png at 100 epochs of 371 iterations: the moving average and the faint band of raw values
-    are drawn through at most CURVE_POINTS points each (a line through all 37,100 took seconds every
+    are drawn through at most CURVE_POINTS points each (a line through all 37,100 costs seconds every
     epoch), and the band still reaches the single highest and lowest iteration."""
     import matplotlib.pyplot as plt
     figures = []

@@ -632,8 +632,8 @@ def plot_curves(path, panels):
     """panels: list of (title, x label, {series name: (xs, ys)}) -> one PNG, one subplot per panel.
     Dense per-iteration series get a moving average drawn over the raw (faint) values. A long run's
     raw values are drawn as the band from their lowest to their highest in each of CURVE_POINTS / 2
-    slices: what a line through every point looks like at this size (every extreme stays), for a
-    fraction of the drawing time, which the trainers pay every epoch."""
+    slices: each slice's full range, every extreme kept, for a fraction of the time a line through
+    every point takes to draw (the trainers draw it every epoch)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
