@@ -58,9 +58,11 @@ main() {
   JUDGE=$(python -c "import sys; from evaluate import cached_evaluator_path; print(cached_evaluator_path(sys.argv[1]))" "$E")
   [ -f "$JUDGE" ] || { echo "no judge of set E: the 64-px runs are skipped"; echo "the judge" >> "$FAILED"; return; }
 
+  # both G's get the same time: MINUTES, or half of what is left after 150 s for judging and drawing
+  LIMIT=$(python -c "print(max(1, min(round($MINUTES * 60), ($BUDGET - $SECONDS - 150) // 2)))")
+  echo "each G trains for $LIMIT s"
   for G in transposed upsample; do
     FLAG=$([ "$G" = upsample ] && echo --g-upsample || echo --no-g-upsample)
-    LIMIT=$(python -c "print(max(1, round($MINUTES * 60)))")
     STEP="G $G: timeout -s INT $LIMIT python train_cgan.py --data-root E --evaluator E_EVALUATOR --img-size 64 $FLAG --epochs 1000"
     step "$STEP"
     OK=124 run "$LIMIT" python train_cgan.py --data-root "$E" --evaluator "$JUDGE" --img-size 64 "$FLAG" \
