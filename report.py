@@ -612,7 +612,8 @@ def _write_report(run_dir, generator, saved):
             if kind == "infogan" else "the losses of D and G; D's mean score on real and generated images"
         if (ckpt or {}).get("accuracy"):
             what += "; code->digit accuracy per epoch" if kind == "infogan" else "; evaluator accuracy per epoch"
-        md += ["## Curves", "", f"Per iteration (a long run's smoothed by a moving average over the faint raw values): "
+        md += ["## Curves", "", f"Per iteration (a long run's as a moving average over its raw values, drawn faint; beyond "
+               f"{T.CURVE_POINTS:,} iterations as the band from their lowest to their highest): "
                f"{what}.", "",
                _image("training curves", "curves.png"), ""]
     else:
