@@ -625,7 +625,7 @@ def gif_frame(grid_path):
     return frame.convert("P", palette=Image.Palette.ADAPTIVE)  # not the web palette: 6 greys, dithered
 
 
-CURVE_POINTS = 2000  # a line of more points than this looks no different at 9 inches, and costs seconds
+CURVE_POINTS = 2000  # more points than the 900-px-wide plot (9 in at 100 dpi) can show apart
 
 
 def plot_curves(path, panels):
