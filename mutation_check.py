@@ -294,6 +294,17 @@ MUTATIONS = [
              "        if len(names) > 4:\n", ("test_smoke.py",), "hinge"),
     Mutation("losses.csv rows wider than the header read as garbage", "report.py",
              "        elif table.shape[1] != len(header):", "        elif False:", (REPORT,), "per_epoch_means"),
+    Mutation("the trainer's report drawn by the trained G, not g.pt's average", "training.py",
+             "write_report(out, saved, self.netG_ema)", "write_report(out, saved, self.nets['netG'])",
+             (REPORT,), "without_reading_it_back"),
+    Mutation("losses.csv rewritten whole every epoch", "training.py",
+             "    if known and known[0] == tuple(header) and known[1] is rows", "    if False and known[1] is rows",
+             (FILES,), "losses_csv_grows"),
+    Mutation("losses.csv appended to after someone else changed it", "training.py",
+             " and known[2] <= len(rows) and known[3] == size:", " and known[2] <= len(rows):", (FILES,), "losses_csv_grows"),
+    Mutation("losses.csv of a resumed run appended to the old run's rows", "training.py",
+             "known[0] == tuple(header) and known[1] is rows and known[2] <= len(rows)",
+             "known[0] == tuple(header) and known[2] <= len(rows)", (FILES,), "losses_csv_grows"),
 ]
 
 

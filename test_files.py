@@ -296,3 +296,28 @@ def test_a_stale_lock_is_taken_over_and_the_resume_stays_exact(small_mnist, tmp_
     assert f"taking over the stale lock of {tmp_path / 'killed'} (process {dead.pid}" in proc.stderr
     a, b = (T.load_checkpoint(str(tmp_path / d)) for d in ("straight", "killed"))
     assert all(torch.equal(a["netG"][k], b["netG"][k]) for k in a["netG"]) and a["history"] == b["history"]
+
+
+def test_losses_csv_grows_by_appending_and_is_rewritten_when_not_as_left(tmp_path):
+    """Each epoch appends its rows to the file this process wrote (the same file: its inode stays);
+    a file changed since, or another list of rows (a resumed run), is rewritten whole."""
+    path, header = str(tmp_path / "losses.csv"), ("epoch", "iteration", "loss")
+
+    def expected(rows):
+        T.write_csv(str(tmp_path / "whole.csv"), header, rows)
+        return (tmp_path / "whole.csv").read_text()
+
+    history = [[1, 1, 0.5], [1, 2, 0.25]]
+    T.write_growing_csv(path, header, history)
+    inode = os.stat(path).st_ino
+    history += [[2, 3, 0.125], [2, 4, 1e-9]]
+    T.write_growing_csv(path, header, history)
+    assert open(path).read() == expected(history) and os.stat(path).st_ino == inode
+    with open(path, "a") as f:  # someone else's change: rewritten whole
+        f.write("2,5,oops\n")
+    history.append([3, 5, 2.0])
+    T.write_growing_csv(path, header, history)
+    assert open(path).read() == expected(history)
+    resumed = [[1, 1, 9.0], [1, 2, 9.0], [2, 3, 9.0], [2, 4, 9.0], [3, 5, 9.0], [3, 6, 9.0]]
+    T.write_growing_csv(path, header, resumed)
+    assert open(path).read() == expected(resumed)

@@ -6,7 +6,8 @@ the checkpoints as saved, what the trainers do; and, for comparison, reading bot
 
 RUN: a run folder of at least one whole epoch. Its first epoch's losses (and accuracy) are repeated
 to --epochs epochs, and its first grid stands for every epoch's frame of progress.gif, so the files
-are written at the size they have at that epoch. RUN's files are rewritten: use a copy.
+are written at the size they have at that epoch (losses.csv: the epoch's rows appended to the
+epochs before, as a trainer does). RUN's files are rewritten: use a copy.
 """
 import argparse
 import os
@@ -45,7 +46,13 @@ def main():
              "progress.gif": lambda: T.make_gif(frames, os.path.join(args.run, "progress.gif"),
                                                 frames_made={**made, frames[-1]: T.gif_frame(grid)}),
              "report.md": lambda: R.write_report(args.run, saved=(ckpt, gen))}
+    last_epoch = state["history"][-len(first):]
     for i in range(args.repeats):
+        # losses.csv grows by appending (training.write_growing_csv): let it hold the epochs before first,
+        # as the trainer left it, untimed
+        del state["history"][-len(first):]
+        trainer.write_logs(args.run, state)
+        state["history"] += last_epoch
         times = {}
         for name, step in steps.items():
             t = time.perf_counter()
