@@ -1,6 +1,7 @@
 """What a trainer does at each epoch's end besides training and evaluating, timed at the length of a
 long run: ckpt.pt and g.pt, losses.csv and curves.png, progress.gif, report.md (the report drawn from
-the checkpoints as saved, what the trainers do; and, for comparison, reading both back first).
+the checkpoints as saved, with the G the trainer holds, as the trainers do; and, for comparison,
+reading both checkpoints back first).
 
     python docs/epoch_overhead.py RUN [--epochs 100] [--repeats 3]
 
@@ -41,11 +42,12 @@ def main():
     print(f"{args.run}: {ckpt['kind']}, {len(first)} iterations an epoch, timed at epoch {args.epochs} "
           f"({len(ckpt['history'])} rows of losses); ckpt.pt {os.path.getsize(ckpt_path) / 1e6:.1f} MB, "
           f"g.pt {os.path.getsize(g_path) / 1e6:.1f} MB")
+    netG_ema = R.load_generator(gen)  # the trainer holds its G's moving average: the report draws with it
     steps = {"ckpt.pt + g.pt": lambda: (T.save_checkpoint(ckpt, ckpt_path), T.save_checkpoint(gen, g_path)),
              "losses.csv + curves.png": lambda: trainer.write_logs(args.run, state),
              "progress.gif": lambda: T.make_gif(frames, os.path.join(args.run, "progress.gif"),
                                                 frames_made={**made, frames[-1]: T.gif_frame(grid)}),
-             "report.md": lambda: R.write_report(args.run, saved=(ckpt, gen))}
+             "report.md": lambda: R.write_report(args.run, saved=(ckpt, gen), netG=netG_ema)}
     last_epoch = state["history"][-len(first):]
     for i in range(args.repeats):
         # losses.csv grows by appending (training.write_growing_csv): let it hold the epochs before first,
