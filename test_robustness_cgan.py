@@ -80,8 +80,9 @@ def test_missing_iclevr_folder_says_how_to_make_one(tmp_path, env):
 
 
 @pytest.mark.parametrize("flags,phrase", [
-    (["--aux-weight", -1], "--aux-weight and --gp-weight must be >= 0"),
-    (["--gp-weight", -1], "--aux-weight and --gp-weight must be >= 0"),
+    (["--aux-weight", -1], "--aux-weight, --gp-weight and --spectral-weight must be >= 0"),
+    (["--gp-weight", -1], "--aux-weight, --gp-weight and --spectral-weight must be >= 0"),
+    (["--spectral-weight", -1], "--aux-weight, --gp-weight and --spectral-weight must be >= 0"),
     (["--n-critic", 0], "--n-critic must be > 0"),
     (["--eval-draws", 0], "--eval-draws must be > 0"),
     (["--g-ema", 1], "--g-ema must be in [0, 1)"),
@@ -209,7 +210,8 @@ def test_d_sees_real_and_generated_scenes_moved_alike(augment):
     from train_cgan import Losses, train_step
     config = dict(img_size=32, noise_dim=8, g_width=8, d_width=8, g_upsample=True, g_cond="cbn",
                   cond="projection", d_norm="spectral", n_classes=24)
-    losses = Losses.from_args(Namespace(loss="hinge", aux_weight=1.0, gp_weight=10.0, n_critic=1, augment=augment), 32)
+    losses = Losses.from_args(Namespace(loss="hinge", aux_weight=1.0, gp_weight=10.0, n_critic=1, augment=augment,
+                                        spectral_weight=0.0), 32)
     assert losses.max_shift == (4 if augment else 0)
     torch.manual_seed(0)
     netG, netD = build_cgan(config)
@@ -286,22 +288,26 @@ def test_a_run_from_before_augment_resumes_as_it_was_trained(monkeypatch, typed,
     ckpt = {"path": "RUN/ckpt.pt", "optD": {}, "args": saved, "config": {}}
     args = T.resume_args(get_parser().parse_args(), ckpt, get_parser(), MODEL_KEYS, FLAGS_BEFORE)
     assert args.augment is augment
+    assert args.spectral_weight == 0.0  # nor had it a spectral loss
 
 
 @pytest.mark.parametrize("device,typed,ckpt_model,model", [
-    ("cpu", ["--img-size", "64"], None, (32, 32, False)),
-    ("cpu", ["--img-size", "32"], None, (64, 64, True)),
-    ("cpu", ["--img-size", "64", "--g-width", "48", "--g-upsample"], None, (48, 32, True)),
-    ("cpu", ["--img-size", "64"], (64, 64, True), (64, 64, True)),
-    ("cuda", [], None, (64, 64, True))])
+    ("cpu", ["--img-size", "64"], None, (32, 32, False, 1.0)),
+    ("cpu", ["--img-size", "64", "--spectral-weight", "0"], None, (32, 32, False, 0.0)),
+    ("cpu", ["--img-size", "32"], None, (64, 64, True, 0.0)),
+    ("cpu", ["--img-size", "64", "--g-width", "48", "--g-upsample"], None, (48, 32, True, 0.0)),
+    ("cpu", ["--img-size", "64"], (64, 64, True), (64, 64, True, 0.0)),
+    ("cuda", [], None, (64, 64, True, 0.0))])
 def test_a_cpu_at_64_px_trains_the_narrower_networks(monkeypatch, device, typed, ckpt_model, model):
-    """On a CPU, 64 px defaults to half the channels (3x the epochs in the hour) and a transposed-conv G
-    (docs/results.md); 32 px, a GPU (64 px) and typed flags keep 64 wide with upsampling or what was
-    typed, and a checkpoint keeps its own."""
-    from train_cgan import get_parser, validate
+    """On a CPU, 64 px defaults to half the channels (3x the epochs in the hour), a transposed-conv G
+    and the spectral loss on G (docs/results.md); 32 px, a GPU (64 px) and typed flags keep 64 wide
+    with upsampling and no spectral loss, or what was typed, and a checkpoint keeps its own."""
+    from train_cgan import Losses, get_parser, validate
     monkeypatch.setattr(T, "pick_device", lambda name: torch.device(device))  # a GPU's choice, without one
     args = get_parser().parse_args(typed)
     ckpt = None if ckpt_model is None else {"config": {"img_size": 64, "d_norm": "spectral", "g_width": ckpt_model[0],
                                                        "d_width": ckpt_model[1], "g_upsample": ckpt_model[2]}}
     validate(args, ckpt)
-    assert (args.g_width, args.d_width, args.g_upsample) == model and (device == "cpu" or args.img_size == 64)
+    assert (args.g_width, args.d_width, args.g_upsample, args.spectral_weight) == model
+    assert Losses.from_args(args, args.img_size).spectral_weight == model[3]  # what train_step is given
+    assert device == "cpu" or args.img_size == 64

@@ -441,36 +441,66 @@ def test_aux_loss_sums_over_classes():
     assert aux_loss(torch.zeros(3, 24), y).item() == pytest.approx(24 * np.log(2))
 
 
-def test_aux_weight_adds_the_classifier_term_to_d_and_g():
-    """--aux-weight W: D's loss gains W x the summed BCE of its classifier on the real images, G's
-    loss W x the same on G's images (nets at learning rate 0, so they stay as built)."""
+def cgan_step_at_lr_0(losses):
+    """One D and G step of train_step on nets at learning rate 0 (so they stay as built), then the same
+    nets on the same z and real images: (loss_d, loss_g, real, y, fake, d_real, aux_real, d_fake, aux_fake)."""
     from models import build_cgan
-    from train_cgan import Losses, aux_loss, d_loss_fn, g_loss_fn, train_step
+    from train_cgan import train_step
     config = dict(img_size=32, noise_dim=8, g_width=8, d_width=8, g_upsample=False, g_cond="concat",
                   cond="projection", d_norm="none", n_classes=24)  # no spectral norm: its power iteration would move D
     real, y = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1, torch.zeros(4, 24)
     y[:, 3] = 1
+    torch.manual_seed(0)
+    netG, netD = build_cgan(config)
+    optG, optD = torch.optim.SGD(netG.parameters(), lr=0.0), torch.optim.SGD(netD.parameters(), lr=0.0)
+    torch.manual_seed(1)
+    loss_d, loss_g, _, _ = train_step(real, y, netG, netD, optG, optD, losses, T.Amp(torch.device("cpu"), "fp32"),
+                                      g_step=True)
+    torch.manual_seed(1)  # the same z as inside train_step
+    with torch.no_grad():
+        fake = netG(torch.randn(4, 8), y)
+        d_real, aux_real = netD(real, y)
+        d_fake, aux_fake = netD(fake, y)
+    return loss_d.item(), loss_g.item(), real, y, fake, d_real, aux_real, d_fake, aux_fake
 
-    def step(weight):
-        torch.manual_seed(0)
-        netG, netD = build_cgan(config)
-        optG, optD = torch.optim.SGD(netG.parameters(), lr=0.0), torch.optim.SGD(netD.parameters(), lr=0.0)
-        torch.manual_seed(1)
-        loss_d, loss_g, _, _ = train_step(real, y, netG, netD, optG, optD, Losses(aux_weight=weight),
-                                          T.Amp(torch.device("cpu"), "fp32"), g_step=True)
-        torch.manual_seed(1)  # the same z as inside train_step
-        with torch.no_grad():
-            fake = netG(torch.randn(4, 8), y)
-            d_real, aux_real = netD(real, y)
-            d_fake, aux_fake = netD(fake, y)
-        return loss_d.item(), loss_g.item(), d_real, aux_real, d_fake, aux_fake
 
-    d0, g0, d_real, aux_real, d_fake, aux_fake = step(0.0)
-    d3, g3, *_ = step(3.0)
+def test_aux_weight_adds_the_classifier_term_to_d_and_g():
+    """--aux-weight W: D's loss gains W x the summed BCE of its classifier on the real images, G's
+    loss W x the same on G's images."""
+    from train_cgan import Losses, aux_loss, d_loss_fn, g_loss_fn
+    d0, g0, _, y, _, d_real, aux_real, d_fake, aux_fake = cgan_step_at_lr_0(Losses(aux_weight=0.0))
+    d3, g3, *_ = cgan_step_at_lr_0(Losses(aux_weight=3.0))
     assert d0 == pytest.approx(d_loss_fn("hinge", d_real, d_fake).item(), rel=1e-4)
     assert g0 == pytest.approx(g_loss_fn("hinge", d_fake).item(), rel=1e-4)
     assert d3 - d0 == pytest.approx(3 * aux_loss(aux_real, y).item(), rel=1e-4) and d3 - d0 > 0.1
     assert g3 - g0 == pytest.approx(3 * aux_loss(aux_fake, y).item(), rel=1e-4) and g3 - g0 > 0.1
+
+
+def test_spectral_weight_adds_the_spectral_loss_to_g_only():
+    """--spectral-weight W: G's loss gains W x the spectral loss of its images against the real batch; D's is as it was."""
+    from train_cgan import Losses, spectral_loss
+    d0, g0, real, _, fake, *_ = cgan_step_at_lr_0(Losses(aux_weight=0.0))
+    d2, g2, *_ = cgan_step_at_lr_0(Losses(aux_weight=0.0, spectral_weight=2.0))
+    assert d2 == d0
+    assert g2 - g0 == pytest.approx(2 * spectral_loss(fake, real).item(), rel=1e-4) and g2 - g0 > 0.1
+
+
+def test_spectral_loss_sees_a_2px_checker_and_pulls_it_out():
+    """The spectrum per radius reaches its corners, where the 2-px checker of a transposed conv lies
+    (radius 45 at 64 px): the same scenes with a faint checker score far from the clean ones, and a
+    gradient step on the checkered images takes part of the checker out."""
+    from train_cgan import spectral_loss, spectrum_profile
+    torch.manual_seed(0)
+    clean = F.interpolate(torch.rand(8, 3, 8, 8) * 2 - 1, size=64, mode="bilinear", align_corners=False)
+    checker = 0.1 * (-1.0) ** (torch.arange(64)[:, None] + torch.arange(64)[None, :])
+    assert len(spectrum_profile(clean)) == 46  # radii 0..45: round(sqrt(32^2 + 32^2))
+    assert spectral_loss(clean, clean).item() == 0
+    checkered = (clean + checker).requires_grad_(True)
+    loss = spectral_loss(checkered, clean)
+    assert loss.item() > 1
+    grad, = torch.autograd.grad(loss, checkered)
+    stepped = checkered.detach() - 0.02 * grad / grad.abs().max()
+    assert ((stepped - clean) * checker).mean() < 0.9 * (checker * checker).mean()  # less checker left
 
 
 @pytest.mark.parametrize("loss,cond", [("hinge", "projection"), ("wgan-gp", "concat"), ("bce", "concat")])

@@ -31,7 +31,8 @@ from evaluate import evaluator_for, generator_accuracy
 from models import build_cgan
 
 MODEL_KEYS = ("img_size", "noise_dim", "g_width", "d_width", "g_upsample", "g_cond", "cond", "d_norm")  # fixed on --resume
-FLAGS_BEFORE = {"augment": False}  # --resume of a run older than a flag: what it did (no augmentation before --augment)
+# --resume of a run older than a flag: what it did (no augmentation before --augment, no spectral loss before --spectral-weight)
+FLAGS_BEFORE = {"augment": False, "spectral_weight": 0.0}
 LOSS_COLUMNS = ("loss_d", "loss_g", "d_real", "d_fake")
 LOSS_DEFAULTS = {  # (n_critic, lr_g, lr_d, beta1, beta2, d_norm) per loss
     "wgan-gp": (5, 2e-4, 2e-4, 0.0, 0.9, "instance"),   # seed 002 / Gulrajani et al.
@@ -73,6 +74,10 @@ def get_parser():
                    help="weight of D's and G's multi-label classifier loss (0: off); the D and G losses printed include it")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="D sees real and generated scenes mirrored and shifted alike (DiffAugment)")
+    g.add_argument("--spectral-weight", type=float, default=None, metavar="W",
+                   help="weight of Durall et al.'s spectral loss on G (the log power of its images per radius of the "
+                        "spectrum against the real batch's), against the transposed convs' checker texture (default: "
+                        "1 for the CPU's 64-px networks, where it was measured, 0 elsewhere; 0: off)")
     g.add_argument("--n-critic", type=int, default=None, help="D steps per G step (default: 5 for wgan-gp, else 1)")
     g.add_argument("--gp-weight", type=float, default=10.0, help="gradient-penalty weight (wgan-gp)")
     g.add_argument("--lr-g", type=float, default=None, help="Adam learning rate of G (default: 4e-4 hinge, 2e-4 others)")
@@ -111,6 +116,8 @@ def validate(args, ckpt=None):
             setattr(args, name, ckpt["config"][name] if ckpt else 32 if cpu_at_64 else 64)
     if args.g_upsample is None:  # transposed convs: faster epochs, and the hour reads higher
         args.g_upsample = ckpt["config"].get("g_upsample", False) if ckpt else not cpu_at_64
+    if args.spectral_weight is None:  # measured with the CPU's transposed-conv G at 64 px only
+        args.spectral_weight = 1.0 if cpu_at_64 and not args.g_upsample else 0.0
     T.check(not (args.loss == "wgan-gp" and args.d_norm == "batch"),
             "--loss wgan-gp needs a D without batch norm (the gradient penalty is per sample): use --d-norm instance")
     for name in ("noise_dim", "g_width", "d_width", "batch_size", "n_critic", "eval_draws"):
@@ -118,7 +125,8 @@ def validate(args, ckpt=None):
     T.check(args.epochs is None or args.epochs >= 1, f"--epochs must be >= 1 (got {args.epochs})")
     T.check(args.lr_g > 0 and args.lr_d > 0, "--lr-g and --lr-d must be > 0")
     T.check(0 <= args.beta1 < 1 and 0 <= args.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
-    T.check(min(args.aux_weight, args.gp_weight) >= 0, "--aux-weight and --gp-weight must be >= 0")
+    T.check(min(args.aux_weight, args.gp_weight, args.spectral_weight) >= 0,
+            "--aux-weight, --gp-weight and --spectral-weight must be >= 0")
     T.check(0 <= args.g_ema < 1, f"--g-ema must be in [0, 1) (got {args.g_ema})")
 
 
@@ -141,10 +149,12 @@ class Losses:
     gp_weight: float = 10.0    # WGAN-GP's gradient penalty
     n_critic: int = 1          # D steps per G step
     max_shift: int = 0         # D sees every scene mirrored half the time and moved by up to this many pixels
+    spectral_weight: float = 0.0  # G's spectrum against the real batch's
 
     @classmethod
     def from_args(cls, args, img_size):
-        return cls(args.loss, args.aux_weight, args.gp_weight, args.n_critic, img_size // 8 if args.augment else 0)
+        return cls(args.loss, args.aux_weight, args.gp_weight, args.n_critic, img_size // 8 if args.augment else 0,
+                   args.spectral_weight)
 
     def d_view(self, x):
         """What D sees of a scene: with augmentation, a mirrored and shifted copy. Both real and generated
@@ -172,6 +182,24 @@ def aux_loss(logits, y):
     """Multi-label BCE summed over the classes, averaged over images: the per-class mean would
     divide each object's signal by 24 and leave the condition a whisper next to the GAN loss."""
     return F.binary_cross_entropy_with_logits(logits.float(), y, reduction="sum") / y.size(0)
+
+
+def spectrum_profile(images):
+    """log of a batch's mean power (over images and colour channels) at each whole radius of the 2-D
+    spectrum, out to its corners, where a transposed conv's 2-px checker lies."""
+    images = images.float()
+    h, w = images.shape[-2:]
+    power = torch.fft.fft2(images).abs().pow(2).mean((0, 1)) / (h * w)
+    fy, fx = torch.fft.fftfreq(h, device=images.device) * h, torch.fft.fftfreq(w, device=images.device) * w
+    radius = (fy[:, None] ** 2 + fx[None, :] ** 2).sqrt().round().long().flatten()
+    per_radius = torch.zeros(int(radius.max()) + 1, device=images.device).index_add_(0, radius, power.flatten())
+    return torch.log(per_radius / torch.bincount(radius).float() + 1e-10)
+
+
+def spectral_loss(fake, real):
+    """Durall et al. (2020): a G of up-convolutions puts too much power at the highest frequencies,
+    which D's downsampling barely sees; G is asked to match the real batch's spectrum per radius."""
+    return F.mse_loss(spectrum_profile(fake), spectrum_profile(real))
 
 
 def gradient_penalty(netD, real, fake, y):
@@ -211,6 +239,8 @@ def train_step(real, y, netG, netD, optG, optD, losses, amp, g_step):
         loss_g = g_loss_fn(losses.loss, d_gen.float())
         if losses.aux_weight:
             loss_g = loss_g + losses.aux_weight * aux_loss(aux_gen, y)
+        if losses.spectral_weight:
+            loss_g = loss_g + losses.spectral_weight * spectral_loss(fake, real)
         amp.step(loss_g, optG)
         for p in netD.parameters():
             p.requires_grad_(True)
