@@ -321,3 +321,6 @@ def test_losses_csv_grows_by_appending_and_is_rewritten_when_not_as_left(tmp_pat
     resumed = [[1, 1, 9.0], [1, 2, 9.0], [2, 3, 9.0], [2, 4, 9.0], [3, 5, 9.0], [3, 6, 9.0]]
     T.write_growing_csv(path, header, resumed)
     assert open(path).read() == expected(resumed)
+    other = str(tmp_path / "other.csv")  # another run: only its rows are held from now on
+    T.write_growing_csv(other, header, [[1, 1, 0.0]])
+    assert list(T.GROWING_CSVS) == [other]

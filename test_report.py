@@ -315,3 +315,17 @@ def test_the_trainer_writes_the_report_from_what_it_saved_without_reading_it_bac
     for name in os.listdir(os.path.join(run, "report")):
         with open(os.path.join(run, "report", name), "rb") as a, open(os.path.join(again, "report", name), "rb") as b:
             assert a.read() == b.read(), name
+
+
+def test_the_epochs_report_draws_in_eval_mode_and_gives_g_back_in_training_mode(monkeypatch, capsys):
+    """--g-ema 0: the report draws with the G being trained, in eval mode (BatchNorm's running statistics,
+    as g.pt is drawn), and training goes on in training mode, also when the report failed."""
+    seen = []
+    monkeypatch.setattr(R, "write_report", lambda out, saved, netG: seen.append(netG.training))
+    netG = torch.nn.BatchNorm1d(3)
+    T.write_report("RUN", saved=None, netG_eval=netG)
+    assert seen == [False] and netG.training
+    monkeypatch.setattr(R, "write_report", lambda out, saved, netG: seen.append(netG.training) or 1 / 0)
+    T.write_report("RUN", saved=None, netG_eval=netG)
+    assert seen == [False, False] and netG.training
+    assert "warning: report.md not written (ZeroDivisionError" in capsys.readouterr().err

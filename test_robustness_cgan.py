@@ -80,9 +80,10 @@ def test_missing_iclevr_folder_says_how_to_make_one(tmp_path, env):
 
 
 @pytest.mark.parametrize("flags,phrase", [
-    (["--aux-weight", -1], "--aux-weight, --gp-weight and --spectral-weight must be >= 0"),
-    (["--gp-weight", -1], "--aux-weight, --gp-weight and --spectral-weight must be >= 0"),
-    (["--spectral-weight", -1], "--aux-weight, --gp-weight and --spectral-weight must be >= 0"),
+    (["--aux-weight", -1], "--aux-weight, --gp-weight and --spectral-weight must be finite and >= 0"),
+    (["--gp-weight", -1], "--aux-weight, --gp-weight and --spectral-weight must be finite and >= 0"),
+    (["--spectral-weight", -1], "--aux-weight, --gp-weight and --spectral-weight must be finite and >= 0"),
+    (["--spectral-weight", "nan"], "--aux-weight, --gp-weight and --spectral-weight must be finite and >= 0"),
     (["--n-critic", 0], "--n-critic must be > 0"),
     (["--eval-draws", 0], "--eval-draws must be > 0"),
     (["--g-ema", 1], "--g-ema must be in [0, 1)"),

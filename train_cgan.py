@@ -19,6 +19,7 @@ and report.md.
 import training as T  # first: it sets up the Apple-silicon fallback before torch loads
 
 import argparse
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -125,8 +126,8 @@ def validate(args, ckpt=None):
     T.check(args.epochs is None or args.epochs >= 1, f"--epochs must be >= 1 (got {args.epochs})")
     T.check(args.lr_g > 0 and args.lr_d > 0, "--lr-g and --lr-d must be > 0")
     T.check(0 <= args.beta1 < 1 and 0 <= args.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
-    T.check(min(args.aux_weight, args.gp_weight, args.spectral_weight) >= 0,
-            "--aux-weight, --gp-weight and --spectral-weight must be >= 0")
+    T.check(all(0 <= w < math.inf for w in (args.aux_weight, args.gp_weight, args.spectral_weight)),
+            "--aux-weight, --gp-weight and --spectral-weight must be finite and >= 0")
     T.check(0 <= args.g_ema < 1, f"--g-ema must be in [0, 1) (got {args.g_ema})")
 
 

@@ -596,6 +596,8 @@ def write_growing_csv(path, header, rows):
     37,100 rows each epoch took 0.27-0.48 s on a 2-core CPU (docs/results.md). A crash mid-append
     can leave a partial last row; the report skips it, and a resumed run rewrites the file."""
     path = os.path.abspath(path)
+    if path not in GROWING_CSVS:  # hold one run's rows at a time, not every run's of a long process
+        GROWING_CSVS.clear()
     known = GROWING_CSVS.get(path)
     try:
         size = os.path.getsize(path)
@@ -1026,18 +1028,22 @@ class Run:
                              lambda tmp: shutil.copyfile(os.path.join(out, GENERATOR), tmp))
             write_logs(out, state)
             make_gif(gif_frames(), os.path.join(out, "progress.gif"), frames_made=self.gif_frames)
-            write_report(out, saved, self.netG_ema)
+            write_report(out, saved, self.netG_eval)
             print(epoch_line(epoch + 1, args.epochs, seconds, steps_per_epoch * args.batch_size) + summary, flush=True)
             stop_after_epoch(stop, out, epoch + 1, steps_per_epoch)
 
 
-def write_report(out, saved, netG_ema=None):
+def write_report(out, saved, netG_eval=None):
     """report.md in the run folder (report.py), rewritten every epoch from the checkpoints just saved
     (they are in memory; reading them back took 0.07-0.20 s for InfoGAN's 187 MB ckpt.pt, docs/results.md),
-    its figures drawn by G's moving average, which g.pt holds (None: a G is built from g.pt's weights);
+    its figures drawn in eval mode by the G whose weights g.pt holds (None: a G is built from them);
     a failure there is said, never fatal."""
     import report
+    was_training = netG_eval is not None and netG_eval.training
     try:
-        report.write_report(out, saved=saved, netG=netG_ema)
+        report.write_report(out, saved=saved, netG=netG_eval.eval() if netG_eval is not None else None)
     except Exception as e:  # the report is a convenience: it must never cost the run
         print(f"warning: report.md not written ({type(e).__name__}: {e})", file=sys.stderr)
+    finally:
+        if was_training:  # --g-ema 0: the G being trained, back to training mode
+            netG_eval.train()
