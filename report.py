@@ -546,7 +546,7 @@ def write_report(run_dir, generator=None, saved=None, netG=None):
     `sample.py --report`. generator: the file to draw the figures from (default: g.pt, else ckpt.pt).
     saved: (ckpt.pt's dict, g.pt's dict) as a trainer has just written them, not read back; netG: the
     trainer's G in eval mode holding g.pt's weights, drawn from instead of a copy built from them
-    (building InfoGAN's paper networks took 0.25-0.39 s on a 2-core CPU).
+    (InfoGAN's report took 0.72-0.94 s building its own, 0.56-0.63 s without; docs/results.md).
     A field an older run did not record is named, "not recorded", never a failure."""
     with T.isolated_rng(), torch.no_grad():
         return _write_report(run_dir, generator, saved, netG)
