@@ -82,13 +82,14 @@ def test_time_dcgan_block_times_both_precisions_and_leaves_the_random_stream_alo
     assert torch.equal(after, torch.rand(1))
 
 
-def test_a_resumed_auto_run_keeps_the_precision_it_started_with(tiny_mnist, tmp_path, monkeypatch):
+def test_a_resumed_auto_run_keeps_the_precision_it_started_with(iclevr_root, tmp_path, monkeypatch):
+    """(Through the cGAN: both trainers pick the precision in training.start_run.)"""
     monkeypatch.setattr(T, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(T, "cpu_bf16_is_faster", lambda: True)
-    cmd = ["--data-root", tiny_mnist, *FAST, "--device", "cpu", "--out", tmp_path / "run"]
-    assert "precision: bf16 autocast" in cli("train_infogan.py", *cmd, "--epochs", 1).stdout.splitlines()[0]
+    cmd = ["--data-root", iclevr_root, *TINY_CGAN, "--device", "cpu", "--out", tmp_path / "run"]
+    assert "precision: bf16 autocast" in cli("train_cgan.py", *cmd, "--epochs", 1).stdout.splitlines()[0]
     monkeypatch.setattr(T, "cpu_bf16_is_faster", lambda: False)  # a later timing disagrees
-    proc = cli("train_infogan.py", "--resume", tmp_path / "run", "--epochs", 2)
+    proc = cli("train_cgan.py", "--resume", tmp_path / "run", "--epochs", 2)
     assert "precision: bf16 autocast" in proc.stdout.splitlines()[0]
     assert T.load_checkpoint(str(tmp_path / "run"))["machine"]["precision"] == "bf16"
 

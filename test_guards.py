@@ -11,7 +11,7 @@ mutation_check.py shows each one failing against a deliberately broken copy of t
   object and through evaluate.py;
 * the RNG state a checkpoint stores restores Python's, NumPy's and torch's streams.
 
-All in-process on CPU with stand-in networks (no training), except sample.py, run as a user runs it.
+All in-process on CPU with stand-in networks (no training), except sample.py, run through its main() as a user runs it (conftest.cli).
 """
 import json
 import os
@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import training as T
-from conftest import REPO, cli, run
+from conftest import cli
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ def drawn_codes(images, per_code):
 
 def test_sample_digit_draws_the_value_the_stored_map_names(mapped_generator, tmp_path):
     path, per_code = mapped_generator
-    run("sample.py", "--ckpt", path, "--digit", 7, "--n", 6, "--out", tmp_path / "d7.npz")
+    cli("sample.py", "--ckpt", path, "--digit", 7, "--n", 6, "--out", tmp_path / "d7.npz", check=True)
     images = np.load(tmp_path / "d7.npz")["images"]
     assert images.shape == (6, 1, 28, 28)
     assert drawn_codes(images, per_code) == [2] * 6  # CODE_TO_DIGIT[2] == 7

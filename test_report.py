@@ -22,7 +22,7 @@ import torch.nn as nn
 import report as R
 import sample
 import training as T
-from conftest import REPO
+from conftest import REPO, cli
 from data import SPEC_DIR
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
@@ -288,9 +288,7 @@ def test_report_of_a_real_run_links_its_files_and_its_resume_command_resumes(inf
     resume = next(line for line in md.splitlines() if line.startswith("python train_infogan.py --resume"))
     argv = shlex.split(resume)
     assert argv[1:] == ["train_infogan.py", "--resume", run]
-    proc = subprocess.run([sys.executable, *argv[1:], "--epochs", "2"], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = cli(argv[1], *argv[2:], "--epochs", "2", check=True)  # main() in this process: the same code path
     assert "epoch 2/2" in proc.stdout and "epoch 1/2" not in proc.stdout
     assert T.load_checkpoint(run)["epoch"] == 2
     md = read(os.path.join(run, "report.md"))  # the resumed run's own report names the command that resumed it
@@ -301,7 +299,6 @@ def test_report_of_a_real_run_links_its_files_and_its_resume_command_resumes(inf
 def test_the_trainer_writes_the_report_from_what_it_saved_without_reading_it_back(mnist_root, tmp_path, monkeypatch):
     """The report a trainer writes each epoch from the checkpoints it has just saved, not read back
     (InfoGAN's ckpt.pt is 187 MB), is the one `sample.py --report` writes afterwards from the files."""
-    from conftest import cli
     reads, load_file = [], T.load_file
     monkeypatch.setattr(T, "load_file", lambda path, what: reads.append(os.path.basename(path)) or load_file(path, what))
     run = str(tmp_path / "run")
