@@ -19,6 +19,7 @@ and report.md.
 import training as T  # first: it sets up the Apple-silicon fallback before torch loads
 
 import argparse
+import functools
 import math
 import os
 import sys
@@ -185,16 +186,24 @@ def aux_loss(logits, y):
     return F.binary_cross_entropy_with_logits(logits.float(), y, reduction="sum") / y.size(0)
 
 
+@functools.lru_cache(maxsize=4)
+def radius_bins(h, w, device):
+    """Each frequency's whole radius in an h x w spectrum, and how many frequencies share each radius;
+    computed once, not in every G step (on a GPU its length would wait for the device)."""
+    fy, fx = torch.fft.fftfreq(h, device=device) * h, torch.fft.fftfreq(w, device=device) * w
+    radius = (fy[:, None] ** 2 + fx[None, :] ** 2).sqrt().round().long().flatten()
+    return radius, torch.bincount(radius).float()
+
+
 def spectrum_profile(images):
     """log of a batch's mean power (over images and colour channels) at each whole radius of the 2-D
     spectrum, out to its corners, where a transposed conv's 2-px checker lies."""
     images = images.float()
     h, w = images.shape[-2:]
     power = torch.fft.fft2(images).abs().pow(2).mean((0, 1)) / (h * w)
-    fy, fx = torch.fft.fftfreq(h, device=images.device) * h, torch.fft.fftfreq(w, device=images.device) * w
-    radius = (fy[:, None] ** 2 + fx[None, :] ** 2).sqrt().round().long().flatten()
-    per_radius = torch.zeros(int(radius.max()) + 1, device=images.device).index_add_(0, radius, power.flatten())
-    return torch.log(per_radius / torch.bincount(radius).float() + 1e-10)
+    radius, count = radius_bins(h, w, images.device)
+    per_radius = torch.zeros(len(count), device=images.device).index_add_(0, radius, power.flatten())
+    return torch.log(per_radius / count + 1e-10)
 
 
 def spectral_loss(fake, real):
