@@ -6,8 +6,9 @@
     python bench.py --smoke               # under a minute: does this GPU (or CPU) train, how fast
 
 For every row both loops train the same networks (same init, same batch) and the same losses (the
-InfoGAN paper's: --lambda-aug 0 --lr-g 1e-3 --g-ema 0; one more row times this toolkit's default
-flags alone) in this one process:
+InfoGAN paper's: --lambda-aug 0 --lr-g 1e-3 --g-ema 0; the cGAN's hinge and classifier losses without
+--augment and --spectral-weight, which the textbook loop lacks; one more row per model times this
+toolkit's default flags alone) in this one process:
   fast       the trainers' own train_step: data resident as one uint8 tensor and batched by indexing,
              D frozen during the G step, bf16 autocast per --precision (auto: where the hardware has it), no host syncs
   reference  the way the reports train: torchvision DataLoader with per-image ToTensor/Normalize,
@@ -127,9 +128,13 @@ def bench_infogan_reference(arch, data_root, bs, device, warmup, iters):
 
 # ---------------------------------------------------------------------------- cGAN
 
-def cgan_setup(img_size, device):
+# the side-by-side rows train what the reference loop does: no augmentation, no spectral loss
+CGAN_REFERENCE_FLAGS = ["--no-augment", "--spectral-weight", "0"]
+
+
+def cgan_setup(img_size, device, flags):
     import train_cgan
-    args = train_cgan.get_parser().parse_args(["--img-size", str(img_size), "--device", device.type])
+    args = train_cgan.get_parser().parse_args(["--img-size", str(img_size), "--device", device.type, *flags])
     train_cgan.validate(args)
     config = {k: getattr(args, k) for k in train_cgan.MODEL_KEYS}
     config["n_classes"] = 24
@@ -140,9 +145,9 @@ def cgan_setup(img_size, device):
     return args, config, netG, netD, optG, optD
 
 
-def bench_cgan_fast(images, conditions, img_size, bs, device, precision, warmup, iters):
+def bench_cgan_fast(images, conditions, img_size, bs, device, precision, warmup, iters, flags=CGAN_REFERENCE_FLAGS):
     from train_cgan import Losses, train_step
-    args, config, netG, netD, optG, optD = cgan_setup(img_size, device)
+    args, config, netG, netD, optG, optD = cgan_setup(img_size, device, flags)
     images, conditions = images.to(device), conditions.to(device)
     amp, losses = T.Amp(device, T.pick_precision(device, precision)), Losses.from_args(args, img_size)
     pos = [0]
@@ -177,7 +182,8 @@ def bench_cgan_reference(root, img_size, bs, device, warmup, iters):
             y[[self.objects[o] for o in objs]] = 1
             return self.tf(Image.open(os.path.join(root, "iclevr", name)).convert("RGB")), y
 
-    args, config, netG, netD, optG, optD = cgan_setup(img_size, device)
+    from train_cgan import aux_loss
+    args, config, netG, netD, optG, optD = cgan_setup(img_size, device, CGAN_REFERENCE_FLAGS)
     batches = iter(DataLoader(ICLEVR(), batch_size=bs, shuffle=True, drop_last=True))
     log = []
 
@@ -186,7 +192,7 @@ def bench_cgan_reference(root, img_size, bs, device, warmup, iters):
         x, y = x.to(device), y.to(device)
         optD.zero_grad()
         d_real, aux_real = netD(x, y)
-        loss_real = F.relu(1 - d_real).mean() + F.binary_cross_entropy_with_logits(aux_real, y)
+        loss_real = F.relu(1 - d_real).mean() + aux_loss(aux_real, y)
         loss_real.backward()
         fake = netG(torch.randn(bs, config["noise_dim"], device=device), y)
         d_fake, _ = netD(fake.detach(), y)
@@ -195,7 +201,7 @@ def bench_cgan_reference(root, img_size, bs, device, warmup, iters):
         optD.step()
         optG.zero_grad()
         d_gen, aux_gen = netD(fake, y)
-        loss_g = -d_gen.mean() + F.binary_cross_entropy_with_logits(aux_gen, y)
+        loss_g = -d_gen.mean() + aux_loss(aux_gen, y)
         loss_g.backward()
         optG.step()
         log.append((loss_real.item() + loss_fake.item(), loss_g.item()))
@@ -225,7 +231,7 @@ def smoke(device_name, precision_name, warmup, iters):
     print(f"infogan (defaults, batch 64):          {64 / seconds:8.0f} img/s", flush=True)
     scenes = torch.randint(0, 256, (64 * 4, 3, img_size, img_size), dtype=torch.uint8, generator=gen)
     labels = (torch.rand(64 * 4, 24, generator=gen) < 0.08).float()
-    seconds = bench_cgan_fast(scenes, labels, img_size, 64, device, precision, warmup, iters)
+    seconds = bench_cgan_fast(scenes, labels, img_size, 64, device, precision, warmup, iters, flags=[])
     print(f"cgan (defaults, {img_size} px, batch 64):      {64 / seconds:8.0f} img/s", flush=True)
     if device.type == "cuda":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MB")
@@ -332,7 +338,11 @@ def main():
                     fast = bench_cgan_fast(images, conditions, size, args.cgan_batch_size, dev, args.precision,
                                            args.warmup, args.iters)
                     ref = bench_cgan_reference(root, size, args.cgan_batch_size, dev, args.warmup, args.iters)
-                    rows.append((f"cgan default --img-size {size}", dev.type, args.cgan_batch_size, fast, ref))
+                    rows.append((f"cgan --img-size {size}", dev.type, args.cgan_batch_size, fast, ref))
+                    print_row(rows[-1])
+                    fast = bench_cgan_fast(images, conditions, size, args.cgan_batch_size, dev, args.precision,
+                                           args.warmup, args.iters, flags=[])
+                    rows.append(("  default flags", dev.type, args.cgan_batch_size, fast, None))
                     print_row(rows[-1])
     print(f"peak resident memory of this benchmark process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0

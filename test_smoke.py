@@ -141,6 +141,44 @@ def test_bench_infogan_rows(mnist_root):
         assert (f - 0.5) / (r + 0.5) - 0.005 <= float(speedup.rstrip("x")) <= (f + 0.5) / (r - 0.5) + 0.005
     assert rows["default flags"][:2] == ["cpu", "20"] and float(rows["default flags"][2]) > 0
 
+def test_bench_cgan_rows_train_what_the_reference_loop_trains():
+    """The cGAN's side-by-side rows time the same losses as the textbook loop (hinge + classifier, no
+    augmentation, no spectral loss, which it lacks); the defaults row keeps both where they are on."""
+    import bench
+    import train_cgan
+    for size, default_spectral in ((32, 0), (64, 1)):  # a CPU at 64 px takes the spectral loss by default
+        args = bench.cgan_setup(size, torch.device("cpu"), bench.CGAN_REFERENCE_FLAGS)[0]
+        losses = train_cgan.Losses.from_args(args, size)
+        assert (losses.loss, losses.aux_weight, losses.max_shift, losses.spectral_weight) == ("hinge", 1, 0, 0)
+        defaults = train_cgan.Losses.from_args(bench.cgan_setup(size, torch.device("cpu"), [])[0], size)
+        assert (defaults.max_shift, defaults.spectral_weight) == (size // 8, default_spectral)
+
+
+def test_bench_cgan_rows_side_by_side_then_defaults(monkeypatch, capsys):
+    """bench.py --only cgan: at each size a row side by side with the textbook loop (the reference flags),
+    then a row of the defaults alone. The loops are stand-ins that note what they were asked to time."""
+    import bench
+    timed = []
+
+    def fast(images, conditions, size, bs, device, precision, warmup, iters, flags=bench.CGAN_REFERENCE_FLAGS):
+        timed.append(("fast", size, list(flags)))
+        return 0.01
+
+    def reference(root, size, bs, device, warmup, iters):
+        timed.append(("reference", size))
+        return 0.02
+    monkeypatch.setattr(bench, "bench_cgan_fast", fast)
+    monkeypatch.setattr(bench, "bench_cgan_reference", reference)
+    monkeypatch.setattr("sys.argv", ["bench.py", "--only", "cgan", "--device", "cpu", "--warmup", "0", "--iters", "1",
+                                     "--cgan-batch-size", "2"])
+    assert bench.main() == 0
+    ref = bench.CGAN_REFERENCE_FLAGS
+    assert timed == [("fast", 32, ref), ("reference", 32), ("fast", 32, []),
+                     ("fast", 64, ref), ("reference", 64), ("fast", 64, [])]
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith(("cgan", "  "))]
+    assert rows == [["cgan", "--img-size", "32", "cpu", "2", "200", "100", "2.00x"], ["default", "flags", "cpu", "2", "200", "-", "-"],
+                    ["cgan", "--img-size", "64", "cpu", "2", "200", "100", "2.00x"], ["default", "flags", "cpu", "2", "200", "-", "-"]]
+
 
 def test_bench_refuses_unknown_flags(mnist_root):
     """Outside --time-to-quality a mistyped flag is an error, not silently ignored."""
