@@ -156,7 +156,8 @@ def test_bench_cgan_rows_train_what_the_reference_loop_trains():
 
 def test_bench_cgan_rows_side_by_side_then_defaults(monkeypatch, capsys):
     """bench.py --only cgan: at each size a row side by side with the textbook loop (the reference flags),
-    then a row of the defaults alone. The loops are stand-ins that note what they were asked to time."""
+    then a row of the defaults alone. The loops are stand-ins that note what they were asked to time, so
+    no scenes are rendered or read."""
     import bench
     timed = []
 
@@ -169,6 +170,8 @@ def test_bench_cgan_rows_side_by_side_then_defaults(monkeypatch, capsys):
         return 0.02
     monkeypatch.setattr(bench, "bench_cgan_fast", fast)
     monkeypatch.setattr(bench, "bench_cgan_reference", reference)
+    monkeypatch.setattr(bench, "make_iclevr", lambda root, n, seed: None)  # the loops above read no scenes
+    monkeypatch.setattr(bench, "load_iclevr", lambda root, size: (None, None, None))
     monkeypatch.setattr("sys.argv", ["bench.py", "--only", "cgan", "--device", "cpu", "--warmup", "0", "--iters", "1",
                                      "--cgan-batch-size", "2"])
     assert bench.main() == 0
