@@ -141,6 +141,7 @@ def test_bench_infogan_rows(mnist_root):
         assert (f - 0.5) / (r + 0.5) - 0.005 <= float(speedup.rstrip("x")) <= (f + 0.5) / (r - 0.5) + 0.005
     assert rows["default flags"][:2] == ["cpu", "20"] and float(rows["default flags"][2]) > 0
 
+
 def test_bench_cgan_rows_train_what_the_reference_loop_trains():
     """The cGAN's side-by-side rows time the same losses as the textbook loop (hinge + classifier, no
     augmentation, no spectral loss, which it lacks); the defaults row keeps both where they are on."""
