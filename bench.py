@@ -136,8 +136,7 @@ def cgan_setup(img_size, device, flags):
     import train_cgan
     args = train_cgan.get_parser().parse_args(["--img-size", str(img_size), "--device", device.type, *flags])
     train_cgan.validate(args)
-    config = {k: getattr(args, k) for k in train_cgan.MODEL_KEYS}
-    config["n_classes"] = 24
+    config = train_cgan.model_config(args)  # the networks the trainer builds for these flags
     torch.manual_seed(0)
     netG, netD = T.to_device(build_cgan(config), device, channels_last_on_cpu=True)  # as the trainer does
     optG = torch.optim.Adam(netG.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
