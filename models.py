@@ -31,13 +31,14 @@ def dcgan_init(module):
 # ----------------------------------------------------------------------------------------
 
 class PaperGenerator(nn.Module):
-    """InfoGAN paper, Table 1 (MNIST): FC 1024 - FC 7x7x128 - upconv 64 - upconv 1, 28x28."""
+    """InfoGAN paper, Table 1 (MNIST): FC 1024 - FC 7x7x128 - upconv 64 - upconv 1, 28x28.
+    fc_width: the first FC layer (the paper's 1024; see build_infogan)."""
 
-    def __init__(self, latent_dim):
+    def __init__(self, latent_dim, fc_width=1024):
         super().__init__()
         self.fc = nn.Sequential(
-            nn.Linear(latent_dim, 1024, bias=False), nn.BatchNorm1d(1024), nn.ReLU(True),
-            nn.Linear(1024, 128 * 7 * 7, bias=False), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True),
+            nn.Linear(latent_dim, fc_width, bias=False), nn.BatchNorm1d(fc_width), nn.ReLU(True),
+            nn.Linear(fc_width, 128 * 7 * 7, bias=False), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True),
         )
         self.upconv = nn.Sequential(
             nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(True),
@@ -51,16 +52,15 @@ class PaperGenerator(nn.Module):
 class PaperBody(nn.Module):
     """The part of D that Q shares: conv 64 - conv 128 - FC 1024 (leaky ReLU 0.1, as in the paper)."""
 
-    out_features = 1024
-
-    def __init__(self):
+    def __init__(self, fc_width=1024):
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.1, True),
             nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.1, True),
             nn.Flatten(),
-            nn.Linear(128 * 7 * 7, 1024, bias=False), nn.BatchNorm1d(1024), nn.LeakyReLU(0.1, True),
+            nn.Linear(128 * 7 * 7, fc_width, bias=False), nn.BatchNorm1d(fc_width), nn.LeakyReLU(0.1, True),
         )
+        self.out_features = fc_width
 
     def forward(self, x):
         return self.net(x)
@@ -191,10 +191,13 @@ class InfoGANDiscriminator(nn.Module):
 
 
 def build_infogan(config):
-    """Generator and D/Q network for a config dict with arch, noise_dim, n_cat, n_cont."""
+    """Generator and D/Q network for a config dict with arch, noise_dim, n_cat, n_cont. The trainer
+    never sets fc_width (the paper's FC layers are 1024 wide): the tests' runs record a narrower one in
+    their checkpoints, whose files are a tenth of the size, to test saving and resuming faster."""
     arch, latent_dim = config["arch"], config["noise_dim"] + config["n_cat"] + config["n_cont"]
     if arch == "paper":
-        netG, body, spectral = PaperGenerator(latent_dim), PaperBody(), False
+        fc_width = config.get("fc_width", 1024)
+        netG, body, spectral = PaperGenerator(latent_dim, fc_width), PaperBody(fc_width), False
     elif arch == "dcgan":
         netG, body, spectral = DCGANGenerator(latent_dim), ConvBody(1, 64, norm="batch"), False
     elif arch == "upsample":

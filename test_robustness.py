@@ -11,6 +11,9 @@
 * Bad input (missing/unreadable data, broken checkpoints, out-of-range flags, unwritable output) gives one
   line 'error: ...' on stderr, exit code 2, no traceback.
 
+InfoGAN trains with FC layers 64 wide instead of the paper's 1024 (conftest.narrow_fc), in this process
+and in the wrapped ones: the same code paths, checkpoints a tenth of the size.
+
 No outcome depends on timing or on who runs the tests: failures and signals are injected at exact points
 by a wrapper (INJECT below) that runs the real script; the unreadable folder is simulated (root reads any).
 Runs that are killed or sent SIGTERM are subprocesses, with OMP_NUM_THREADS=1
@@ -33,7 +36,7 @@ import pytest
 import torch
 
 import training as T
-from conftest import REPO, cli, run, write_fake_mnist
+from conftest import NARROW_FC, REPO, cli, narrow_fc, run, write_fake_mnist
 
 ENV = {}  # this file's runs' environment on top of os.environ (one thread: conftest): the tools fixture adds GAN_CACHE_DIR
 N_TRAIN, BATCH = 150, 50
@@ -74,6 +77,15 @@ if os.environ.get("INJECT_KILL"):  # NAME:N  kill -9 when a finished temp file i
             return real(src, dst, *args, **kwargs)
         return rename
     os.replace, os.rename = dying(os.replace), dying(os.rename)
+
+if os.environ.get("INJECT_FC_WIDTH"):  # W  InfoGAN's FC layers W wide, recorded in the run's config
+    import models
+    build_infogan = models.build_infogan
+
+    def build_narrow(config):
+        config.setdefault("fc_width", int(os.environ["INJECT_FC_WIDTH"]))
+        return build_infogan(config)
+    models.build_infogan = build_narrow
 
 hooks = {}
 if os.environ.get("INJECT_SIGNAL"):  # SIG:N  send SIGINT/SIGTERM to this process during the N-th training step
@@ -158,6 +170,15 @@ class Lab:
         return str(dst)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def narrow_networks():
+    """The trainer's InfoGAN networks in this process, for the whole module (its reference runs too)."""
+    import train_infogan
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_infogan, "build_infogan", narrow_fc(train_infogan.build_infogan))
+        yield
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """Fake MNIST of N_TRAIN training images (STEPS steps of BATCH per epoch); also writes the INJECT
@@ -168,6 +189,7 @@ def data(tmp_path_factory):
     with open(INJECT_FILE, "w") as f:
         f.write(INJECT)
     ENV["GAN_CACHE_DIR"] = str(tools / "cache")
+    ENV["INJECT_FC_WIDTH"] = str(NARROW_FC)
     return write_fake_mnist(str(tmp_path_factory.mktemp("robust_mnist")), n_train=N_TRAIN, n_test=20)
 
 
