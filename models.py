@@ -193,7 +193,7 @@ class InfoGANDiscriminator(nn.Module):
 def build_infogan(config):
     """Generator and D/Q network for a config dict with arch, noise_dim, n_cat, n_cont. The trainer
     never sets fc_width (the paper's FC layers are 1024 wide): the tests' runs record a narrower one in
-    their checkpoints, whose files are a tenth of the size, to test saving and resuming faster."""
+    their checkpoints, whose files are a twelfth of the size, to test saving and resuming faster."""
     arch, latent_dim = config["arch"], config["noise_dim"] + config["n_cat"] + config["n_cont"]
     if arch == "paper":
         fc_width = config.get("fc_width", 1024)

@@ -12,7 +12,7 @@
   line 'error: ...' on stderr, exit code 2, no traceback.
 
 InfoGAN trains with FC layers 64 wide instead of the paper's 1024 (conftest.narrow_fc), in this process
-and in the wrapped ones: the same code paths, checkpoints a tenth of the size.
+and in the wrapped ones: the same code paths, checkpoints a twelfth of the size.
 
 No outcome depends on timing or on who runs the tests: failures and signals are injected at exact points
 by a wrapper (INJECT below) that runs the real script; the unreadable folder is simulated (root reads any).
