@@ -104,11 +104,15 @@ def cli(script, *args, env=None, check=False):
 NARROW_FC = 64
 
 
-def narrow_fc(build_infogan):
+def narrow_infogan(mp):
+    """train_infogan.py's main() in this process builds the narrow networks (mp: a pytest MonkeyPatch)."""
+    import train_infogan
+    build_infogan = train_infogan.build_infogan
+
     def build_narrow(config):
         config.setdefault("fc_width", NARROW_FC)  # the config the trainer saves in its checkpoints
         return build_infogan(config)
-    return build_narrow
+    mp.setattr(train_infogan, "build_infogan", build_narrow)
 
 
 # Two workers take whole files (pytest.ini). xdist hands them out most tests first; the slowest go

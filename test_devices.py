@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import training as T
-from conftest import cli, narrow_fc, write_fake_mnist
+from conftest import cli, narrow_infogan, write_fake_mnist
 
 # fp16 on a CPU runs without hardware support, many times slower than fp32: one or two small steps an epoch
 FAST = ["--batch-size", 10, "--seed", 3, "--no-eval"]
@@ -113,8 +113,7 @@ def same_weights(a, b):
 
 
 def test_fp16_infogan_trains_records_its_precision_and_resumes_bit_exact(tiny_mnist, tmp_path, monkeypatch):
-    import train_infogan
-    monkeypatch.setattr(train_infogan, "build_infogan", narrow_fc(train_infogan.build_infogan))
+    narrow_infogan(monkeypatch)
     cmd = ["--data-root", tiny_mnist, "--precision", "fp16", *FAST]
     proc = cli("train_infogan.py", *cmd, "--epochs", 2, "--out", tmp_path / "straight")
     assert "precision: fp16 autocast, with a gradient scaler" in proc.stdout.splitlines()[0]
@@ -150,8 +149,7 @@ def test_fp16_nan_loss_still_stops_the_run(tiny_mnist, tmp_path, monkeypatch):
             return (stats[0] * float("nan"),) + tuple(stats[1:]) if steps[0] == 2 else stats
         return real_train_epoch(state, epoch, n_items, step, *args, **kwargs)
     monkeypatch.setattr(T, "train_epoch", nan_at_step_2)
-    import train_infogan
-    monkeypatch.setattr(train_infogan, "build_infogan", narrow_fc(train_infogan.build_infogan))
+    narrow_infogan(monkeypatch)
     proc = cli("train_infogan.py", "--data-root", tiny_mnist, "--precision", "fp16", "--epochs", 2,
                "--out", tmp_path / "nan", *FAST)
     assert proc.returncode == 1

@@ -11,7 +11,7 @@
 * Bad input (missing/unreadable data, broken checkpoints, out-of-range flags, unwritable output) gives one
   line 'error: ...' on stderr, exit code 2, no traceback.
 
-InfoGAN trains with FC layers 64 wide instead of the paper's 1024 (conftest.narrow_fc), in this process
+InfoGAN trains with FC layers 64 wide instead of the paper's 1024 (conftest.narrow_infogan), in this process
 and in the wrapped ones: the same code paths, checkpoints a twelfth of the size.
 
 No outcome depends on timing or on who runs the tests: failures and signals are injected at exact points
@@ -36,7 +36,7 @@ import pytest
 import torch
 
 import training as T
-from conftest import NARROW_FC, REPO, cli, narrow_fc, run, write_fake_mnist
+from conftest import NARROW_FC, REPO, cli, narrow_infogan, run, write_fake_mnist
 
 ENV = {}  # this file's runs' environment on top of os.environ (one thread: conftest): the tools fixture adds GAN_CACHE_DIR
 N_TRAIN, BATCH = 150, 50
@@ -173,9 +173,8 @@ class Lab:
 @pytest.fixture(scope="module", autouse=True)
 def narrow_networks():
     """The trainer's InfoGAN networks in this process, for the whole module (its reference runs too)."""
-    import train_infogan
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_infogan, "build_infogan", narrow_fc(train_infogan.build_infogan))
+        narrow_infogan(mp)
         yield
 
 

@@ -29,11 +29,12 @@ def main():
         ckpt = T.load_checkpoint(path, kind="cgan")
         netG, _ = build_cgan(ckpt["config"])
         netG.load_state_dict(T.generator_weights(ckpt))
+        files = {name: load_conditions(os.path.join(SPEC_DIR, name), ckpt["objects"])
+                 for name in ("test.json", "new_test.json")}
         print(f"{path} (epoch {ckpt.get('epoch', '?')})")
         for seed in (0, args.seed):
             figures = []
-            for name in ("test.json", "new_test.json"):
-                conditions = load_conditions(os.path.join(SPEC_DIR, name), ckpt["objects"])
+            for name, conditions in files.items():
                 mean, std, _, _ = generator_accuracy(netG, ckpt["config"]["noise_dim"], evaluator, conditions,
                                                      args.draws, seed=seed)
                 figures.append(f"{name} {mean:.4f} +- {std:.4f}")
