@@ -31,7 +31,7 @@ from dataclasses import dataclass
 REPO = os.path.dirname(os.path.abspath(__file__))
 GUARDS, ROBUST, CGAN = "test_guards.py", "test_robustness.py", "test_robustness_cgan.py"
 FILES, DEVICES, REPORT = "test_files.py", "test_devices.py", "test_report.py"
-RENDER = "test_render.py"
+RENDER, COMMANDS = "test_render.py", "test_commands.py"
 
 
 @dataclass
@@ -341,6 +341,18 @@ MUTATIONS = [
     Mutation("losses.csv of a resumed run appended to the old run's rows", "training.py",
              "known[0] == tuple(header) and known[1] is rows and known[2] <= len(rows)",
              "known[0] == tuple(header) and known[2] <= len(rows)", (FILES,), "losses_csv_grows"),
+    # -- the documented paper / seed-report commands
+    Mutation("README's seed-002 command trains at the default batch, not the report's 128", "README.md",
+             " --d-width 64 --batch-size 128\n", " --d-width 64\n", (COMMANDS,)),
+    Mutation("--help's seed-002 command leaves the CPU's spectral loss on", "train_cgan.py",
+             "--aux-weight 0 --spectral-weight 0 --img-size 64", "--aux-weight 0 --img-size 64", (COMMANDS,)),
+    Mutation("an explicit --spectral-weight 0 overridden by the CPU's 64-px default", "train_cgan.py",
+             "    if args.spectral_weight is None:", "    if not args.spectral_weight:", (COMMANDS,)),
+    Mutation("the paper's Adam beta1 (0.5) changed under the InfoGAN defaults", "train_infogan.py",
+             '"--beta1", type=float, default=0.5,', '"--beta1", type=float, default=0.9,', (COMMANDS,)),
+    Mutation("the README's paper InfoGAN keeps the measured learning rate of G", "README.md",
+             "python train_infogan.py --lambda-aug 0 --lr-g 1e-3 --g-ema 0", "python train_infogan.py --lambda-aug 0 --g-ema 0",
+             (COMMANDS,)),
 ]
 
 

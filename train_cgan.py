@@ -2,7 +2,7 @@
 
     python train_cgan.py                                  # synthetic i-CLEVR, made once in data/iclevr-synth
     python train_cgan.py --data-root ~/iclevr --evaluator checkpoint.pth    # the real data and evaluator
-    python train_cgan.py --loss wgan-gp --cond concat --g-cond concat --no-g-upsample --g-ema 0 --no-augment --aux-weight 0 --img-size 64 --g-width 64 --d-width 64
+    python train_cgan.py --loss wgan-gp --cond concat --g-cond concat --no-g-upsample --g-ema 0 --no-augment --aux-weight 0 --spectral-weight 0 --img-size 64 --g-width 64 --d-width 64 --batch-size 128
                                                           # seed 002's WGAN-GP with concatenated conditions
 
 The defaults: hinge loss, projection D with an auxiliary multi-label classifier (--aux-weight) on
