@@ -104,15 +104,18 @@ def cli(script, *args, env=None, check=False):
 NARROW_FC = 64
 
 
+def narrow(build_infogan, width=NARROW_FC):
+    """build_infogan with FC layers `width` wide (also test_robustness.py's wrapped processes)."""
+    def build_narrow(config):
+        config.setdefault("fc_width", width)  # the config the trainer saves in its checkpoints
+        return build_infogan(config)
+    return build_narrow
+
+
 def narrow_infogan(mp):
     """train_infogan.py's main() in this process builds the narrow networks (mp: a pytest MonkeyPatch)."""
     import train_infogan
-    build_infogan = train_infogan.build_infogan
-
-    def build_narrow(config):
-        config.setdefault("fc_width", NARROW_FC)  # the config the trainer saves in its checkpoints
-        return build_infogan(config)
-    mp.setattr(train_infogan, "build_infogan", build_narrow)
+    mp.setattr(train_infogan, "build_infogan", narrow(train_infogan.build_infogan))
 
 
 # Two workers take whole files (pytest.ini). xdist hands them out most tests first; the slowest go

@@ -80,12 +80,8 @@ if os.environ.get("INJECT_KILL"):  # NAME:N  kill -9 when a finished temp file i
 
 if os.environ.get("INJECT_FC_WIDTH"):  # W  InfoGAN's FC layers W wide, recorded in the run's config
     import models
-    build_infogan = models.build_infogan
-
-    def build_narrow(config):
-        config.setdefault("fc_width", int(os.environ["INJECT_FC_WIDTH"]))
-        return build_infogan(config)
-    models.build_infogan = build_narrow
+    from conftest import narrow
+    models.build_infogan = narrow(models.build_infogan, int(os.environ["INJECT_FC_WIDTH"]))
 
 hooks = {}
 if os.environ.get("INJECT_SIGNAL"):  # SIG:N  send SIGINT/SIGTERM to this process during the N-th training step
