@@ -1,6 +1,7 @@
 """docs/iclevr_looks.png: the first training images of rendered i-CLEVR sets, one row each, labelled.
 
     python docs/looks.py NAME=FOLDER ...       # folders written by `python data.py make-iclevr`
+    python docs/looks.py OUT.png NAME=FOLDER ...   # another figure than docs/iclevr_looks.png
 
 It also prints the smallest object each look draws, in pixels at the evaluator's 64 px (looks.log).
 """
@@ -17,9 +18,12 @@ from PIL import Image  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data import horizon_y  # noqa: E402
 
-sets = [arg.split("=", 1) for arg in sys.argv[1:]]
+args = sys.argv[1:]
+out = args.pop(0) if args and args[0].endswith(".png") else \
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "iclevr_looks.png")
+sets = [arg.split("=", 1) for arg in args]
 cols = 6
-fig, axes = plt.subplots(len(sets), cols, figsize=(cols * 2.4, len(sets) * 2.5))
+fig, axes = plt.subplots(len(sets), cols, figsize=(cols * 2.4, len(sets) * 2.5), squeeze=False)
 for row, (label, root) in enumerate(sets):
     train = json.load(open(os.path.join(root, "train.json")))
     for col, name in enumerate(sorted(train)[:cols]):
@@ -30,7 +34,7 @@ for row, (label, root) in enumerate(sets):
         if col == 0:
             ax.set_ylabel(label, fontsize=11)
 fig.tight_layout()
-fig.savefig(os.path.join(os.path.dirname(os.path.abspath(__file__)), "iclevr_looks.png"), dpi=80)
+fig.savefig(out, dpi=80)
 
 # The smallest object each look can draw, in pixels at the evaluator's 64 px: the smallest base size
 # (58 px at 320 px wide) times the size scale, at the farthest row (v = 0.45 of the height), with the
@@ -43,6 +47,6 @@ def smallest_at_64px(scale, elevation):
 
 print("smallest object at 64 px, camera elevation 25 / 35 / 50 degrees:")
 for name, scale in [("one look (object size 1, distance 1)", 1.0), ("default (0.9 / 1.1)", 0.9 / 1.1),
-                    ("set E (0.6 / 1.1)", 0.6 / 1.1),
+                    ("set E (0.6 / 1.1)", 0.6 / 1.1), ("set F (0.7 / 1.1)", 0.7 / 1.1),
                     ("set A (0.55 / 1.25)", 0.55 / 1.25), ("set B (0.4 / 1.25)", 0.4 / 1.25)]:
     print(f"  {name}: " + " / ".join(f"{smallest_at_64px(scale, e):.1f}" for e in (25, 35, 50)) + " px")
