@@ -117,17 +117,24 @@ def load_conditions(path, objects):
     return to_multi_hot(data, objects, path)
 
 
-def load_iclevr(root, img_size=64):
-    """The training set as (uint8 images (N, 3, S, S), multi-hot conditions (N, 24), objects)."""
+def iclevr_image_dir(root):
+    """The image folder of an i-CLEVR at root, after checking that root looks like one; cheap, so a
+    trainer calls it before it makes a run folder for data it cannot read."""
     make_one = f"make a synthetic one with: python data.py make-iclevr --out {root}"
     check(os.path.isdir(root), f"i-CLEVR folder not found: {root} ({make_one})")
     check(any(os.path.isfile(os.path.join(root, f)) for f in ("objects.json", "train.json")),
           f"{root} holds no i-CLEVR (no objects.json or train.json; {make_one})")
+    image_dir = next((d for d in (os.path.join(root, "iclevr"), os.path.join(root, "images")) if os.path.isdir(d)), None)
+    check(image_dir is not None, f"no image folder in {root}: expected {root}/iclevr/ or {root}/images/")
+    return image_dir
+
+
+def load_iclevr(root, img_size=64):
+    """The training set as (uint8 images (N, 3, S, S), multi-hot conditions (N, 24), objects)."""
+    image_dir = iclevr_image_dir(root)
     objects = load_objects(root)
     train = read_json(os.path.join(root, "train.json"), "train.json")
     check(isinstance(train, dict) and train, f"{os.path.join(root, 'train.json')} must map image filenames to object lists")
-    image_dir = next((d for d in (os.path.join(root, "iclevr"), os.path.join(root, "images")) if os.path.isdir(d)), None)
-    check(image_dir is not None, f"no image folder in {root}: expected {root}/iclevr/ or {root}/images/")
     files = list(train)
     conditions = to_multi_hot([train[f] for f in files], objects, os.path.join(root, "train.json"))
     images = torch.empty(len(files), 3, img_size, img_size, dtype=torch.uint8)

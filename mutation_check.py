@@ -58,6 +58,9 @@ MUTATIONS = [
     Mutation("sample --digit: range check dropped", "sample.py",
              '        T.check(0 <= args.digit <= 9, f"--digit must be 0-9 (got {args.digit})")', "        pass",
              (ROBUST,), "sample-digit-10 or sample-digit-negative"),
+    # -- bad i-CLEVR folders stop before the run folder is made
+    Mutation("train_cgan.py checks its --data-root only when it loads it", "train_cgan.py",
+             "        iclevr_image_dir(args.data_root)\n", "        pass\n", (CGAN,), "bad_iclevr or missing_iclevr"),
     # -- atomic checkpoints
     Mutation("checkpoint written in place, not through a temp file", "training.py",
              "    atomic_write(path, lambda tmp: torch.save(obj, tmp))", "    torch.save(obj, path)",

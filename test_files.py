@@ -221,13 +221,14 @@ def test_the_same_command_twice_keeps_both_runs(small_mnist, tmp_path, monkeypat
     assert "sample.py --ckpt runs/infogan/g.pt" in resumed.stdout
 
 
-def test_a_run_stopped_by_a_bad_flag_leaves_the_default_folder_free(tmp_path, monkeypatch):
-    """A run that stops at bad input (after its folder was made) holds no run: the next run takes that folder."""
+def test_a_run_stopped_by_a_bad_flag_leaves_the_default_folder_free(iclevr_root, tmp_path, monkeypatch):
+    """A run that stops at bad input found after its folder was made (a batch larger than the set)
+    holds no run: the next run takes that folder."""
     monkeypatch.chdir(tmp_path)
-    cmd = ["--data-root", tmp_path / "no-such-set", "--epochs", 1, "--no-eval", *TINY_CGAN]
+    cmd = ["--data-root", iclevr_root, "--epochs", 1, "--no-eval", *TINY_CGAN, "--batch-size", 100000]
     for _ in range(2):
         proc = cli("train_cgan.py", *cmd)
-        one_line(proc, "i-CLEVR folder not found")
+        one_line(proc, "is larger than the data set")
         assert "run folder: runs/cgan " in proc.stdout
 
 

@@ -56,6 +56,8 @@ DAMAGE = {
     "missing image": (drop_first_image, "image listed in train.json is missing"),
     "no image folder": (lambda r: shutil.rmtree(os.path.join(r, "iclevr")), "no image folder"),
 }
+# found before the run folder is made, so they leave none behind
+BEFORE_RUN_FOLDER = {"no JSON files", "no image folder"}
 
 
 def assert_one_line_error(proc, phrase):
@@ -71,12 +73,15 @@ def test_bad_iclevr_folder_is_one_clear_line(iclevr_root, tmp_path, env, case):
     root = broken_copy(iclevr_root, str(tmp_path / "data"), damage)
     proc = cli("train_cgan.py", "--data-root", root, "--no-eval", "--out", tmp_path / "run", *TINY, env=env)
     assert_one_line_error(proc, phrase)
+    if case in BEFORE_RUN_FOLDER:
+        assert not os.path.exists(tmp_path / "run") and not proc.stdout, proc.stdout
 
 
 def test_missing_iclevr_folder_says_how_to_make_one(tmp_path, env):
     """Through the real entry point (`python train_cgan.py`), as a user types it."""
     proc = run("train_cgan.py", "--data-root", tmp_path / "nope", "--out", tmp_path / "run", *TINY, env=env, check=False)
     assert_one_line_error(proc, "make-iclevr")
+    assert not os.path.exists(tmp_path / "run") and not proc.stdout, proc.stdout  # a typo leaves no empty run
 
 
 @pytest.mark.parametrize("flags,phrase", [

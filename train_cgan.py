@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from data import SPEC_DIR, flip_and_shift, load_conditions, load_iclevr_cached, make_iclevr, to_float
+from data import SPEC_DIR, flip_and_shift, iclevr_image_dir, load_conditions, load_iclevr_cached, make_iclevr, to_float
 from evaluate import evaluator_for, generator_accuracy
 from models import build_cgan
 
@@ -130,6 +130,8 @@ def validate(args, ckpt=None):
     T.check(all(0 <= w < math.inf for w in (args.aux_weight, args.gp_weight, args.spectral_weight)),
             "--aux-weight, --gp-weight and --spectral-weight must be finite and >= 0")
     T.check(0 <= args.g_ema < 1, f"--g-ema must be in [0, 1) (got {args.g_ema})")
+    if args.data_root is not None:  # before the run folder is made: a typo leaves no empty run behind
+        iclevr_image_dir(args.data_root)
 
 
 def model_config(args):
