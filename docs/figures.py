@@ -39,6 +39,7 @@ CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1, no augmentation", "cgan
              "cgan_setD_2threads_hour_epyc2.log": "set D, EPYC without AVX-512, fp32",
              "cgan_setF_2threads_hour_epyc2.log": "set F (a look not tuned on), EPYC without AVX-512, fp32",
              "cgan_setF_hour_epyc.log": "set F (a look not tuned on), EPYC, bf16",
+             "cgan_setG_hour_epyc.log": "set G (small objects, a look not tuned on), EPYC, bf16",
              "cgan_setE_aux2_hour_epyc2.log": "set E, --aux-weight 2, EPYC without AVX-512, fp32",
              "cgan_setE_batch32_hour_epyc2.log": "set E, --batch-size 32, EPYC without AVX-512, fp32",
              ("cgan_setE_64px_20min_epyc.log", "cgan_setE_64px_hour_epyc.log"): "set E, 64 px, upsample G, EPYC, bf16",
