@@ -7,7 +7,7 @@
 
 For every row both loops train the same networks (same init, same batch) and the same losses (the
 InfoGAN paper's: --lambda-aug 0 --lr-g 1e-3 --g-ema 0; the cGAN's hinge and classifier losses without
---augment and --spectral-weight, which the textbook loop lacks; one more row per model times this
+--augment, which the textbook loop lacks; one more row per model times this
 toolkit's default flags alone) in this one process:
   fast       the trainers' own train_step: data resident as one uint8 tensor and batched by indexing,
              D frozen during the G step, bf16 autocast per --precision (auto: where the hardware has it), no host syncs
@@ -128,8 +128,8 @@ def bench_infogan_reference(arch, data_root, bs, device, warmup, iters):
 
 # ---------------------------------------------------------------------------- cGAN
 
-# the side-by-side rows train what the reference loop does: no augmentation, no spectral loss
-CGAN_REFERENCE_FLAGS = ["--no-augment", "--spectral-weight", "0"]
+# the side-by-side rows train what the reference loop does: no augmentation
+CGAN_REFERENCE_FLAGS = ["--no-augment"]
 
 
 def cgan_setup(img_size, device, flags):

@@ -2,7 +2,7 @@
 
     python train_cgan.py                                  # synthetic i-CLEVR, made once in data/iclevr-synth
     python train_cgan.py --data-root ~/iclevr --evaluator checkpoint.pth    # the real data and evaluator
-    python train_cgan.py --loss wgan-gp --cond concat --g-cond concat --no-g-upsample --g-ema 0 --no-augment --aux-weight 0 --spectral-weight 0 --img-size 64 --g-width 64 --d-width 64 --batch-size 128
+    python train_cgan.py --loss wgan-gp --cond concat --g-cond concat --no-g-upsample --g-ema 0 --no-augment --aux-weight 0 --img-size 64 --g-width 64 --d-width 64 --batch-size 128
                                                           # seed 002's WGAN-GP with concatenated conditions
 
 The defaults: hinge loss, projection D with an auxiliary multi-label classifier (--aux-weight) on
@@ -33,8 +33,8 @@ from evaluate import evaluator_for, generator_accuracy
 from models import build_cgan
 
 MODEL_KEYS = ("img_size", "noise_dim", "g_width", "d_width", "g_upsample", "g_cond", "cond", "d_norm")  # fixed on --resume
-# --resume of a run older than a flag: what it did (no augmentation before --augment, no spectral loss before --spectral-weight)
-FLAGS_BEFORE = {"augment": False, "spectral_weight": 0.0}
+# --resume of a run older than a flag: what it did (no augmentation before --augment)
+FLAGS_BEFORE = {"augment": False}
 LOSS_COLUMNS = ("loss_d", "loss_g", "d_real", "d_fake")
 LOSS_DEFAULTS = {  # (n_critic, lr_g, lr_d, beta1, beta2, d_norm) per loss
     "wgan-gp": (5, 2e-4, 2e-4, 0.0, 0.9, "instance"),   # seed 002 / Gulrajani et al.
@@ -76,10 +76,10 @@ def get_parser():
                    help="weight of D's and G's multi-label classifier loss (0: off); the D and G losses printed include it")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="D sees real and generated scenes mirrored and shifted alike (DiffAugment)")
-    g.add_argument("--spectral-weight", type=float, default=None, metavar="W",
+    g.add_argument("--spectral-weight", type=float, default=0.0, metavar="W",
                    help="weight of Durall et al.'s spectral loss on G (the log power of its images per radius of the "
-                        "spectrum against the real batch's), against the transposed convs' checker texture (default: "
-                        "1 for the CPU's 64-px networks, where it was measured, 0 elsewhere; 0: off)")
+                        "spectrum against the real batch's): takes the transposed convs' checker texture out at 64 px, "
+                        "but the CPU hour there reads lower with it (1 measured; docs/results.md); default 0: off")
     g.add_argument("--n-critic", type=int, default=None, help="D steps per G step (default: 5 for wgan-gp, else 1)")
     g.add_argument("--gp-weight", type=float, default=10.0, help="gradient-penalty weight (wgan-gp)")
     g.add_argument("--lr-g", type=float, default=None, help="Adam learning rate of G (default: 4e-4 hinge, 2e-4 others)")
@@ -118,8 +118,6 @@ def validate(args, ckpt=None):
             setattr(args, name, ckpt["config"][name] if ckpt else 32 if cpu_at_64 else 64)
     if args.g_upsample is None:  # transposed convs: faster epochs, and the hour reads higher
         args.g_upsample = ckpt["config"].get("g_upsample", False) if ckpt else not cpu_at_64
-    if args.spectral_weight is None:  # measured with the CPU's transposed-conv G at 64 px only
-        args.spectral_weight = 1.0 if cpu_at_64 and not args.g_upsample else 0.0
     T.check(not (args.loss == "wgan-gp" and args.d_norm == "batch"),
             "--loss wgan-gp needs a D without batch norm (the gradient penalty is per sample): use --d-norm instance")
     for name in ("noise_dim", "g_width", "d_width", "batch_size", "n_critic", "eval_draws"):
