@@ -48,6 +48,7 @@ CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1, no augmentation", "cgan
              ("cgan_setD_64px_transposed_20min_epyc.log", "cgan_setD_64px_transposed_resumed_epyc.log",
               "cgan_setD_64px_transposed_hour_epyc.log"): "set D, 64 px, transposed-conv G, EPYC, bf16",
              "cgan_setE_64px_spectral_hour_epyc.log": "set E, 64 px, transposed-conv G with the spectral loss, EPYC, bf16",
+             "cgan_setE_64px_spectral03_hour_epyc.log": "set E, 64 px, transposed-conv G with the spectral loss at weight 0.3, EPYC, bf16",
              "cgan_setG_64px_hour_epyc.log": "set G (small objects, a look not tuned on), 64 px, transposed-conv G, EPYC, bf16",
              "cgan_setE_64px_lastup_hour_epyc.log": "set E, 64 px, transposed-conv G with an upsampling last layer, EPYC, bf16",
              ("cgan_setE_64px_blur_20min_epyc.log", "cgan_setE_64px_blur_resumed_epyc.log"):
