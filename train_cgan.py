@@ -79,7 +79,7 @@ def get_parser():
     g.add_argument("--spectral-weight", type=float, default=0.0, metavar="W",
                    help="weight of Durall et al.'s spectral loss on G (the log power of its images per radius of the "
                         "spectrum against the real batch's): takes the transposed convs' checker texture out at 64 px, "
-                        "but the CPU hour there reads lower with it (1 measured; docs/results.md); default 0: off")
+                        "but the CPU hour there reads lower with it (weights 1 and 0.3 measured; docs/results.md); default 0: off")
     g.add_argument("--n-critic", type=int, default=None, help="D steps per G step (default: 5 for wgan-gp, else 1)")
     g.add_argument("--gp-weight", type=float, default=10.0, help="gradient-penalty weight (wgan-gp)")
     g.add_argument("--lr-g", type=float, default=None, help="Adam learning rate of G (default: 4e-4 hinge, 2e-4 others)")
