@@ -46,6 +46,8 @@ CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1, no augmentation", "cgan
              "cgan_setE_w48_1thread_hour_epyc.log": "set E, widths 48, one thread of the EPYC, fp32",
              "cgan_setE_w32_1thread_hour_epyc.log": "set E, widths 32, one thread of the EPYC, fp32",
              "cgan_setF_w32_1thread_hour_epyc.log": "set F (a look not tuned on), widths 32, one thread of the EPYC, fp32",
+             "cgan_setF_w48_1thread_35min_epyc.log": "set F (a look not tuned on), widths 48, one thread of the EPYC, fp32, 35 minutes",
+             "cgan_setF_w64_1thread_35min_epyc.log": "set F (a look not tuned on), widths 64 (the default), one thread of the EPYC, fp32, 35 minutes",
              ("cgan_setE_64px_20min_epyc.log", "cgan_setE_64px_hour_epyc.log"): "set E, 64 px, upsample G, EPYC, bf16",
              ("cgan_setE_64px_transposed_20min_epyc.log", "cgan_setE_64px_transposed_resumed_epyc.log",
               "cgan_setE_64px_transposed_hour_epyc.log"): "set E, 64 px, transposed-conv G, EPYC, bf16",
