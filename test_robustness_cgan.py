@@ -305,7 +305,7 @@ def test_a_run_from_before_augment_resumes_as_it_was_trained(monkeypatch, typed,
     ("cpu", ["--img-size", "64", "--g-width", "48", "--g-upsample"], None, (48, 32, True, 0.0)),
     ("cpu", ["--img-size", "64"], (64, 64, True), (64, 64, True, 0.0)),
     ("cuda", [], None, (64, 64, True, 0.0))])
-def test_a_cpu_at_64_px_trains_the_narrower_networks(monkeypatch, device, typed, ckpt_model, model):
+def test_a_cpu_trains_the_narrower_networks(monkeypatch, device, typed, ckpt_model, model):
     """On a CPU, 64 px defaults to half the channels (3x the epochs in the hour) and a transposed-conv G,
     32 px (the CPU's size) to 48 channels with upsampling (docs/results.md); a GPU (64 px) keeps 64 wide with
     upsampling, typed flags what was typed (the spectral loss included, off unless typed), and a checkpoint
