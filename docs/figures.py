@@ -44,6 +44,8 @@ CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1, no augmentation", "cgan
              "cgan_setE_batch32_hour_epyc2.log": "set E, --batch-size 32, EPYC without AVX-512, fp32",
              "cgan_setE_w64_1thread_hour_epyc.log": "set E, widths 64, one thread of the EPYC, fp32",
              "cgan_setE_w48_1thread_hour_epyc.log": "set E, widths 48, one thread of the EPYC, fp32",
+             "cgan_setF_w48_1thread_hour_epyc.log": "set F (a look not tuned on), the default (widths 48), one thread of the EPYC, fp32, beside set G's",
+             "cgan_setG_w48_1thread_hour_epyc.log": "set G (small objects, a look not tuned on), the default (widths 48), one thread of the EPYC, fp32, beside set F's",
              "cgan_setE_w32_1thread_hour_epyc.log": "set E, widths 32, one thread of the EPYC, fp32",
              "cgan_setF_w32_1thread_hour_epyc.log": "set F (a look not tuned on), widths 32, one thread of the EPYC, fp32",
              "cgan_setF_w48_1thread_35min_epyc.log": "set F (a look not tuned on), widths 48, one thread of the EPYC, fp32, 35 minutes",
