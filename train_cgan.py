@@ -44,10 +44,10 @@ LOSS_DEFAULTS = {  # (n_critic, lr_g, lr_d, beta1, beta2, d_norm) per loss
 }
 SYNTH_ROOT = os.path.join("data", "iclevr-synth")
 SYNTH_N = 18009  # as many images as the real i-CLEVR
-# The default length, in real images shown to D: 110 epochs of 10,000 images (51 minutes of training loop, inside
+# The default length, in real images shown to D: 110 epochs of 10,000 images (51-52 minutes of training loop, inside
 # the hour, on a 2-core EPYC in bf16 at 32 px; a slower CPU's hour ends earlier, g_best.pt kept), 61 of the real
-# 18,009. Against 80 epochs: set F's best epoch came at 97, set G's stayed at 80 (docs/results.md). A fixed epoch
-# count would stop a small set's run early and keep a large set's run past the hour.
+# 18,009. Against 80 epochs: set F's best epoch came at 97, sets E and G kept theirs (65, 80; docs/results.md). A fixed
+# epoch count would stop a small set's run early and keep a large set's run past the hour.
 DEFAULT_IMAGES = 1_100_000
 
 

@@ -55,6 +55,8 @@ CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1, no augmentation", "cgan
              "cgan_setE_w48_hour_epyc.log": "set E, widths 48, EPYC, bf16",
              ("cgan_setF_w48_hour_epyc.log", "cgan_setF_w48_resumed120_epyc.log"):
                  "set F (a look not tuned on), widths 48, EPYC, bf16, resumed to 120 epochs",
+             ("cgan_setE_w48_hour_epyc.log", "cgan_setE_w48_resumed120_epyc.log"):
+                 "set E, widths 48, EPYC, bf16, resumed to 120 epochs",
              ("cgan_setG_w48_hour_epyc.log", "cgan_setG_w48_resumed120_epyc.log"):
                  "set G (small objects, a look not tuned on), widths 48, EPYC, bf16, resumed to 120 epochs",
              ("cgan_setE_64px_20min_epyc.log", "cgan_setE_64px_hour_epyc.log"): "set E, 64 px, upsample G, EPYC, bf16",
