@@ -215,7 +215,7 @@ def build_infogan(config):
 # ----------------------------------------------------------------------------------------
 
 class CondGenerator(nn.Module):
-    """G(z, y): the multi-hot condition y is concatenated to the noise (seed 002's generator);
+    """G(z, y): the multi-hot condition y is concatenated to the noise (as coursework reports build it);
     g_cond='cbn' also feeds it to every BatchNorm of G (conditional BatchNorm)."""
 
     def __init__(self, noise_dim, n_classes, img_size=64, width=64, upsample=False, g_cond="concat"):
@@ -232,7 +232,7 @@ class CondGenerator(nn.Module):
 class CondDiscriminator(nn.Module):
     """D(x, y) for multi-hot conditions.
 
-    cond='concat': y is projected by a linear layer to one extra image channel (seed 002).
+    cond='concat': y is projected by a linear layer to one extra image channel (as coursework reports do).
     cond='projection': the projection discriminator (Miyato & Koyama, 2018): score =
         psi(phi(x)) + <embed(y), phi(x)>, where embed(y) sums the embeddings of the present objects.
     Both also give multi-label logits from aux_head for the optional auxiliary classifier loss, read

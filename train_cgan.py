@@ -3,7 +3,7 @@
     python train_cgan.py                                  # synthetic i-CLEVR, made once in data/iclevr-synth
     python train_cgan.py --data-root ~/iclevr --evaluator checkpoint.pth    # the real data and evaluator
     python train_cgan.py --loss wgan-gp --cond concat --g-cond concat --no-g-upsample --g-ema 0 --no-augment --aux-weight 0 --img-size 64 --g-width 64 --d-width 64 --batch-size 128
-                                                          # seed 002's WGAN-GP with concatenated conditions
+                                                          # the WGAN-GP with concatenated conditions of coursework reports
 
 The defaults: hinge loss, projection D with an auxiliary multi-label classifier (--aux-weight) on
 a body of its own, D seeing real and generated scenes mirrored and shifted alike
@@ -68,9 +68,9 @@ def get_parser():
                    help="G with nearest-upsample + conv layers (no checkerboard); --no-g-upsample: DCGAN's "
                         "transposed convs (default: upsample; transposed at 64 px on a CPU, a better hour there)")
     g.add_argument("--g-cond", choices=("concat", "cbn"), default="cbn",
-                   help="G sees y concatenated to z (seed 002), or also through conditional BatchNorm (cbn)")
+                   help="G sees y concatenated to z (as coursework reports do), or also through conditional BatchNorm (cbn)")
     g.add_argument("--cond", choices=("projection", "concat"), default="projection",
-                   help="D sees y through a projection, or as an extra image channel (concat, seed 002)")
+                   help="D sees y through a projection, or as an extra image channel (concat, as coursework reports do)")
     g.add_argument("--d-norm", choices=("auto", "batch", "instance", "spectral", "none"), default="auto",
                    help="normalisation in D; auto: instance for wgan-gp, spectral for hinge, batch for bce")
     g = p.add_argument_group("loss and optimisation")
