@@ -47,7 +47,13 @@ CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1, no augmentation", "cgan
              "cgan_setF_w48_1thread_hour_epyc.log": "set F (a look not tuned on), the default (widths 48), one thread of the EPYC, fp32, beside set G's",
              "cgan_setG_w48_1thread_hour_epyc.log": "set G (small objects, a look not tuned on), the default (widths 48), one thread of the EPYC, fp32, beside set F's",
              "cgan_setE_w32_1thread_hour_epyc.log": "set E, widths 32, one thread of the EPYC, fp32",
+             "cgan_setG_w32_1thread_hour_epyc.log": "set G (small objects, a look not tuned on), widths 32, one thread of the EPYC, fp32, beside set G's widths 48, seed 2",
+             "cgan_setG_w48_1thread_hour_seed2_epyc.log": "set G (small objects, a look not tuned on), the default (widths 48), --seed 2, one thread of the EPYC, fp32, beside set G's widths 32",
              "cgan_setF_w32_1thread_hour_epyc.log": "set F (a look not tuned on), widths 32, one thread of the EPYC, fp32",
+             ("cgan_setE_w32_1thread_hour_epyc.log", "cgan_setE_w32_1thread_resumed_hour_epyc.log"):
+                 "set E, widths 32, one thread of the EPYC, fp32, resumed to the hour's end",
+             ("cgan_setF_w32_1thread_hour_epyc.log", "cgan_setF_w32_1thread_resumed_hour_epyc.log"):
+                 "set F (a look not tuned on), widths 32, one thread of the EPYC, fp32, resumed to the hour's end",
              "cgan_setF_w48_1thread_35min_epyc.log": "set F (a look not tuned on), widths 48, one thread of the EPYC, fp32, 35 minutes",
              "cgan_setF_w64_1thread_35min_epyc.log": "set F (a look not tuned on), widths 64, one thread of the EPYC, fp32, 35 minutes",
              "cgan_setF_w48_hour_epyc.log": "set F (a look not tuned on), widths 48, EPYC, bf16",
