@@ -300,14 +300,14 @@ def test_a_run_from_before_augment_resumes_as_it_was_trained(monkeypatch, typed,
 @pytest.mark.parametrize("device,typed,ckpt_model,model", [
     ("cpu", ["--img-size", "64"], None, (32, 32, False, 0.0)),
     ("cpu", ["--img-size", "64", "--spectral-weight", "1"], None, (32, 32, False, 1.0)),
-    ("cpu", ["--img-size", "32"], None, (48, 48, True, 0.0)),
-    ("cpu", [], None, (48, 48, True, 0.0)),
+    ("cpu", ["--img-size", "32"], None, (32, 32, True, 0.0)),
+    ("cpu", [], None, (32, 32, True, 0.0)),
     ("cpu", ["--img-size", "64", "--g-width", "48", "--g-upsample"], None, (48, 32, True, 0.0)),
     ("cpu", ["--img-size", "64"], (64, 64, True), (64, 64, True, 0.0)),
     ("cuda", [], None, (64, 64, True, 0.0))])
 def test_a_cpu_trains_the_narrower_networks(monkeypatch, device, typed, ckpt_model, model):
-    """On a CPU, 64 px defaults to half the channels (3x the epochs in the hour) and a transposed-conv G,
-    32 px (the CPU's size) to 48 channels with upsampling (docs/results.md); a GPU (64 px) keeps 64 wide with
+    """On a CPU, both sizes default to half the channels (more epochs in the hour), 64 px with a transposed-conv G,
+    32 px (the CPU's size) with upsampling (docs/results.md); a GPU (64 px) keeps 64 wide with
     upsampling, typed flags what was typed (the spectral loss included, off unless typed), and a checkpoint
     keeps its own."""
     from train_cgan import Losses, get_parser, validate

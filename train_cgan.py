@@ -10,9 +10,9 @@ a body of its own, D seeing real and generated scenes mirrored and shifted alike
 (--augment), G with nearest-upsample convolutions and conditional BatchNorm, a moving average of G,
 and G/D learning rates 4e-4/8e-4 (figures per data set and CPU: docs/results.md). The image size
 follows the device: 64 px on a GPU, 32 px on a CPU (upsampled to the evaluator's 64 px, as the
-coursework did). A CPU trains narrower networks: 48 channels at 32 px (cheaper epochs, so a slow
-CPU's hour holds more of them), and at 64 px half the width, for 3x the epochs in the hour, with DCGAN's
-transposed-conv G, whose hour there reads higher and draws more compact objects.
+coursework did). A CPU trains networks of half the width (cheaper epochs, so its hour holds more of
+them: at 32 px 2x the epochs of widths 48, 3x those of widths 64), and at 64 px DCGAN's transposed-conv G,
+whose hour there reads higher and draws more compact objects.
 Every epoch: ckpt.pt / g.pt, grids of the 32 test.json and new_test.json conditions (8 per row), the
 evaluator's top-k accuracy on both (mean +- std over noise draws), g_best.pt, losses.csv, curves.png
 and report.md.
@@ -44,10 +44,10 @@ LOSS_DEFAULTS = {  # (n_critic, lr_g, lr_d, beta1, beta2, d_norm) per loss
 }
 SYNTH_ROOT = os.path.join("data", "iclevr-synth")
 SYNTH_N = 18009  # as many images as the real i-CLEVR
-# The default length, in real images shown to D: 110 epochs of 10,000 images (51-52 minutes of training loop, inside
-# the hour, on a 2-core EPYC in bf16 at 32 px; a slower CPU's hour ends earlier, g_best.pt kept), 61 of the real
-# 18,009. Against 80 epochs: set F's best epoch came at 97, sets E and G kept theirs (65, 80; docs/results.md). A fixed
-# epoch count would stop a small set's run early and keep a large set's run past the hour.
+# The default length, in real images shown to D: 110 epochs of 10,000 images, 61 of the real 18,009. At 32 px on a
+# CPU (widths 32) a 2-core EPYC in bf16 ends them inside the hour, and the slower EPYC's hour holds 98-103 of them
+# (g_best.pt kept). Against 80 epochs (widths 48): set F's best epoch came at 97, sets E and G kept theirs (65, 80;
+# docs/results.md). A fixed epoch count would stop a small set's run early and keep a large set's run past the hour.
 DEFAULT_IMAGES = 1_100_000
 
 
@@ -60,10 +60,10 @@ def get_parser():
     g.add_argument("--img-size", type=int, choices=(32, 64), default=None, help="image size (default: 64 on a GPU, 32 on a CPU)")
     g.add_argument("--noise-dim", type=int, default=100, help="noise dimensions")
     g.add_argument("--g-width", type=int, default=None,
-                   help="G's channel multiplier, DCGAN's ngf (default: 64 on a GPU; on a CPU 48 at 32 px, 51 epochs against 33 "
-                        "in an hour on one fp32 thread, and 32 at 64 px, 3x the epochs in the hour: docs/results.md)")
+                   help="G's channel multiplier, DCGAN's ngf (default: 64 on a GPU, 32 on a CPU: at 32 px 103 epochs against 51 "
+                        "(widths 48) and 33 (widths 64) in an hour on one fp32 thread: docs/results.md)")
     g.add_argument("--d-width", type=int, default=None,
-                   help="channels of D's first layer, DCGAN's ndf (default: 64 on a GPU; on a CPU 48 at 32 px, 32 at 64 px)")
+                   help="channels of D's first layer, DCGAN's ndf (default: 64 on a GPU, 32 on a CPU)")
     g.add_argument("--g-upsample", action=argparse.BooleanOptionalAction, default=None,
                    help="G with nearest-upsample + conv layers (no checkerboard); --no-g-upsample: DCGAN's "
                         "transposed convs (default: upsample; transposed at 64 px on a CPU, a better hour there)")
@@ -115,10 +115,10 @@ def validate(args, ckpt=None):
     on_cpu = T.pick_device(args.device).type == "cpu"
     if args.img_size is None:  # a GPU trains at the evaluator's 64 px; a CPU at 32 px, where the hour's figure was measured
         args.img_size = ckpt["config"]["img_size"] if ckpt else 32 if on_cpu else 64
-    cpu_at_64 = on_cpu and args.img_size == 64  # narrower networks and transposed convs: a better hour (docs/results.md)
+    cpu_at_64 = on_cpu and args.img_size == 64  # transposed convs: a better hour there (docs/results.md)
     for name in ("g_width", "d_width"):  # cheaper epochs: more of them in a CPU's hour (docs/results.md)
         if getattr(args, name) is None:
-            setattr(args, name, ckpt["config"][name] if ckpt else 32 if cpu_at_64 else 48 if on_cpu else 64)
+            setattr(args, name, ckpt["config"][name] if ckpt else 32 if on_cpu else 64)
     if args.g_upsample is None:  # transposed convs: faster epochs, and the hour reads higher
         args.g_upsample = ckpt["config"].get("g_upsample", False) if ckpt else not cpu_at_64
     T.check(not (args.loss == "wgan-gp" and args.d_norm == "batch"),
