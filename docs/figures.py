@@ -59,6 +59,7 @@ CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1, no augmentation", "cgan
              "cgan_setF_w48_hour_epyc.log": "set F (a look not tuned on), widths 48, EPYC, bf16",
              "cgan_setG_w48_hour_epyc.log": "set G (small objects, a look not tuned on), widths 48, EPYC, bf16",
              "cgan_setE_w48_hour_epyc.log": "set E, widths 48, EPYC, bf16",
+             "cgan_setE_w32_bf16_2threads_epyc.log": "set E, widths 32, both cores of the EPYC, bf16 (auto)",
              "cgan_setF_w32_bf16_1thread_epyc.log": "set F (a look not tuned on), widths 32, one thread of the EPYC, bf16, beside set G's",
              "cgan_setG_w32_bf16_1thread_epyc.log": "set G (small objects, a look not tuned on), widths 32, one thread of the EPYC, bf16, beside set F's",
              ("cgan_setF_w48_hour_epyc.log", "cgan_setF_w48_resumed120_epyc.log"):
