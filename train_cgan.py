@@ -45,8 +45,8 @@ LOSS_DEFAULTS = {  # (n_critic, lr_g, lr_d, beta1, beta2, d_norm) per loss
 SYNTH_ROOT = os.path.join("data", "iclevr-synth")
 SYNTH_N = 18009  # as many images as the real i-CLEVR
 # The default length, in real images shown to D: 110 epochs of 10,000 images, 61 of the real 18,009. At 32 px on a
-# CPU (widths 32) a 2-core EPYC in bf16 ends them inside the hour, and the slower EPYC's hour holds 98-103 of them
-# (g_best.pt kept). Against 80 epochs (widths 48): set F's best epoch came at 97, sets E and G kept theirs (65, 80;
+# CPU (widths 32) a 2-core EPYC in bf16 ends them in 31 minutes of training loop, and an hour at the slower EPYC's
+# pace (one fp32 thread of the EPYC standing in) holds 98-103 of them (g_best.pt kept). Against 80 epochs (widths 48): set F's best epoch came at 97, sets E and G kept theirs (65, 80;
 # docs/results.md). A fixed epoch count would stop a small set's run early and keep a large set's run past the hour.
 DEFAULT_IMAGES = 1_100_000
 
