@@ -1,6 +1,8 @@
 """Quick end-to-end checks on CPU with tiny data the tests write themselves (see conftest.py)."""
 import csv
 import os
+import re
+import shlex
 
 import numpy as np
 import pytest
@@ -599,8 +601,10 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
         data = np.load(tmp_path / "s.npz")
         assert data["images"].shape == (5, 3, 32, 32) and data["images"].dtype == np.uint8
         assert data["conditions"].shape == (5, 24) and (data["conditions"].sum(1) == 2).all()
-        proc = cli("sample.py", "--ckpt", out, "--json", os.path.join(iclevr_root, "test.json"),
-                   "--evaluator", tiny_evaluator, "--out", tmp_path / "test.png", check=True)
+        # the command the run ends with, as printed: the data's test.json and the run's evaluator
+        argv = shlex.split(re.search(r"sample with: (.*)", proc.stdout).group(1))
+        assert argv[:2] == ["python", "sample.py"] and argv[argv.index("--json") + 1] == os.path.join(iclevr_root, "test.json")
+        proc = cli("sample.py", *argv[2:], "--out", tmp_path / "test.png", check=True)
         assert "top-k accuracy" in proc.stdout
         assert Image.open(tmp_path / "test.png").width > 8 * 34 + 2  # labelled: the objects under each image
         proc = cli("evaluate.py", "--ckpt", out / "g.pt", "--evaluator", tiny_evaluator, "--draws", 2, check=True)

@@ -23,6 +23,7 @@ import argparse
 import functools
 import math
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 
@@ -343,8 +344,9 @@ def main():
                                       and "new_test" not in f))
     best = run.state["best"]
     print(f"done: {args.out}/g.pt" + (f"; best mean accuracy {best['accuracy']:.3f} at epoch {best['epoch']} (g_best.pt)"
-                                      if best["epoch"] else "") + f"; sample with: python sample.py --ckpt {args.out}/g.pt "
-          f"--json iclevr/test.json", flush=True)
+                                      if best["epoch"] else "") + "; sample with: " + shlex.join(
+        ["python", "sample.py", "--ckpt", f"{args.out}/g.pt", "--json", os.path.join(spec, "test.json")]
+        + (["--evaluator", args.evaluator] if args.evaluator else [])), flush=True)
     return 0
 
 

@@ -48,6 +48,7 @@ def smallest_at_64px(scale, elevation):
 print("smallest object at 64 px, camera elevation 25 / 35 / 50 degrees:")
 for name, scale in [("one look (object size 1, distance 1)", 1.0), ("default (0.9 / 1.1)", 0.9 / 1.1),
                     ("set E (0.6 / 1.1)", 0.6 / 1.1), ("set F (0.7 / 1.1)", 0.7 / 1.1),
-                    ("set G (0.55 / 1.2)", 0.55 / 1.2), ("set A (0.55 / 1.25)", 0.55 / 1.25),
+                    ("set G (0.55 / 1.2)", 0.55 / 1.2), ("set H (0.6 / 1.25)", 0.6 / 1.25),
+                    ("set A (0.55 / 1.25)", 0.55 / 1.25),
                     ("set B (0.4 / 1.25)", 0.4 / 1.25)]:
     print(f"  {name}: " + " / ".join(f"{smallest_at_64px(scale, e):.1f}" for e in (25, 35, 50)) + " px")
