@@ -604,6 +604,7 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
         # the command the run ends with, as printed: the data's test.json and the run's evaluator
         argv = shlex.split(re.search(r"sample with: (.*)", proc.stdout).group(1))
         assert argv[:2] == ["python", "sample.py"] and argv[argv.index("--json") + 1] == os.path.join(iclevr_root, "test.json")
+        assert argv[argv.index("--evaluator") + 1] == tiny_evaluator
         proc = cli("sample.py", *argv[2:], "--out", tmp_path / "test.png", check=True)
         assert "top-k accuracy" in proc.stdout
         assert Image.open(tmp_path / "test.png").width > 8 * 34 + 2  # labelled: the objects under each image
