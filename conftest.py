@@ -138,7 +138,7 @@ def mnist_root(tmp_path_factory):
 def infogan_run(tmp_path_factory, mnist_root):
     """One real epoch of train_infogan.py on the tiny MNIST, shared by several tests; run in this
     process (test_robustness.py and test_report.py start the script as a process of its own)."""
-    out = str(tmp_path_factory.mktemp("runs") / "infogan")
+    out = str(tmp_path_factory.mktemp("runs") / "infogan run")  # a space: printed commands must quote it
     proc = cli("train_infogan.py", "--data-root", mnist_root, "--out", out, "--epochs", 1, "--batch-size", 50,
                "--eval-samples", 20, "--seed", 3, check=True)
     return out, proc

@@ -92,8 +92,11 @@ def test_progress_gif_frames_are_the_grids_headed_by_their_epoch(tmp_path):
 
 
 def test_sample_png_and_npz(infogan_run, tmp_path):
-    out, _ = infogan_run
-    cli("sample.py", "--ckpt", os.path.join(out, "g.pt"), "--grid", "--out", tmp_path / "grid.png", check=True)
+    out, proc = infogan_run
+    # the command the run ends with, as printed (its folder holds a space)
+    argv = shlex.split(re.search(r"sample with: (.*)", proc.stdout).group(1))
+    assert argv[:2] == ["python", "sample.py"] and argv[argv.index("--ckpt") + 1] == os.path.join(out, "g.pt")
+    cli("sample.py", *argv[2:], "--out", tmp_path / "grid.png", check=True)
     assert Image.open(tmp_path / "grid.png").width > 302  # the labelled figure (report.py; its order: test_report.py)
     cli("sample.py", "--ckpt", out, "--code", 3, "--n", 12, "--out", tmp_path / "c3.npz", check=True)
     images = np.load(tmp_path / "c3.npz")["images"]
