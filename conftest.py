@@ -7,6 +7,8 @@ import contextlib
 import importlib
 import io
 import os
+import re
+import shlex
 import signal
 import struct
 import subprocess
@@ -62,6 +64,13 @@ def run(script, *args, timeout=300, env=None, check=True, cwd=None):
     if check and proc.returncode != 0:
         raise AssertionError(f"{script} {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     return proc
+
+
+def printed_sample_command(stdout):
+    """The `sample with: python sample.py ...` command a trainer ends with, as argv after `python sample.py`."""
+    argv = shlex.split(re.search(r"sample with: (.*)", stdout).group(1))
+    assert argv[:2] == ["python", "sample.py"], argv
+    return argv[2:]
 
 
 def cli(script, *args, env=None, check=False):

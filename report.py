@@ -389,7 +389,7 @@ def shell_lines(argv, width=88):
 def _commands(ckpt, kind, run_dir):
     if ckpt is None:
         return ["## Commands", "", f"No `{T.CHECKPOINT}` in this folder: its generator can be sampled "
-                f"(`python sample.py --ckpt {shlex.quote(display_path(run_dir))} --grid`), the run cannot be resumed.", ""]
+                f"(`{T.sample_command(display_path(run_dir), '--grid')}`), the run cannot be resumed.", ""]
     command = ckpt.get("command")
     started = shell_lines(command) if command else None
     resumed = [line for argv in ckpt.get("resumes", []) for line in ("# resumed with", shell_lines(argv))]

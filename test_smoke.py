@@ -1,8 +1,6 @@
 """Quick end-to-end checks on CPU with tiny data the tests write themselves (see conftest.py)."""
 import csv
 import os
-import re
-import shlex
 
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import training as T
-from conftest import cli
+from conftest import cli, printed_sample_command
 from data import load_mnist
 from models import INFOGAN_ARCHS, INFOGAN_IMG_SIZE, build_infogan, infogan_grid_latent
 
@@ -94,9 +92,9 @@ def test_progress_gif_frames_are_the_grids_headed_by_their_epoch(tmp_path):
 def test_sample_png_and_npz(infogan_run, tmp_path):
     out, proc = infogan_run
     # the command the run ends with, as printed (its folder holds a space)
-    argv = shlex.split(re.search(r"sample with: (.*)", proc.stdout).group(1))
-    assert argv[:2] == ["python", "sample.py"] and argv[argv.index("--ckpt") + 1] == os.path.join(out, "g.pt")
-    cli("sample.py", *argv[2:], "--out", tmp_path / "grid.png", check=True)
+    argv = printed_sample_command(proc.stdout)
+    assert argv[argv.index("--ckpt") + 1] == os.path.join(out, "g.pt")
+    cli("sample.py", *argv, "--out", tmp_path / "grid.png", check=True)
     assert Image.open(tmp_path / "grid.png").width > 302  # the labelled figure (report.py; its order: test_report.py)
     cli("sample.py", "--ckpt", out, "--code", 3, "--n", 12, "--out", tmp_path / "c3.npz", check=True)
     images = np.load(tmp_path / "c3.npz")["images"]
@@ -605,10 +603,10 @@ def test_train_cgan_one_epoch(iclevr_root, tiny_evaluator, tmp_path, loss, cond)
         assert data["images"].shape == (5, 3, 32, 32) and data["images"].dtype == np.uint8
         assert data["conditions"].shape == (5, 24) and (data["conditions"].sum(1) == 2).all()
         # the command the run ends with, as printed: the data's test.json and the run's evaluator
-        argv = shlex.split(re.search(r"sample with: (.*)", proc.stdout).group(1))
-        assert argv[:2] == ["python", "sample.py"] and argv[argv.index("--json") + 1] == os.path.join(iclevr_root, "test.json")
+        argv = printed_sample_command(proc.stdout)
+        assert argv[argv.index("--json") + 1] == os.path.join(iclevr_root, "test.json")
         assert argv[argv.index("--evaluator") + 1] == tiny_evaluator
-        proc = cli("sample.py", *argv[2:], "--out", tmp_path / "test.png", check=True)
+        proc = cli("sample.py", *argv, "--out", tmp_path / "test.png", check=True)
         assert "top-k accuracy" in proc.stdout
         assert Image.open(tmp_path / "test.png").width > 8 * 34 + 2  # labelled: the objects under each image
         proc = cli("evaluate.py", "--ckpt", out / "g.pt", "--evaluator", tiny_evaluator, "--draws", 2, check=True)

@@ -23,7 +23,6 @@ import argparse
 import functools
 import math
 import os
-import shlex
 import sys
 from dataclasses import dataclass
 
@@ -47,8 +46,9 @@ SYNTH_ROOT = os.path.join("data", "iclevr-synth")
 SYNTH_N = 18009  # as many images as the real i-CLEVR
 # The default length, in real images shown to D: 110 epochs of 10,000 images, 61 of the real 18,009. At 32 px on a
 # CPU (widths 32) a 2-core EPYC in bf16 ends them in 31 minutes of training loop, and an hour at the slower EPYC's
-# pace (one fp32 thread of the EPYC standing in) holds 98-103 of them (g_best.pt kept). Against 80 epochs (widths 48): set F's best epoch came at 97, sets E and G kept theirs (65, 80;
-# docs/results.md). A fixed epoch count would stop a small set's run early and keep a large set's run past the hour.
+# pace (one fp32 thread of the EPYC standing in) holds 89-103 of them (g_best.pt kept). Against 80 epochs (widths
+# 48): set F's best epoch came at 97, sets E and G kept theirs (65, 80; docs/results.md). A fixed epoch count would
+# stop a small set's run early and keep a large set's run past the hour.
 DEFAULT_IMAGES = 1_100_000
 
 
@@ -343,10 +343,10 @@ def main():
             gif_frames=lambda: sorted(os.path.join(grids, f) for f in os.listdir(grids) if f.endswith("_test.png")
                                       and "new_test" not in f))
     best = run.state["best"]
+    sample_args = ["--json", os.path.join(spec, "test.json")] + (["--evaluator", args.evaluator] if args.evaluator else [])
     print(f"done: {args.out}/g.pt" + (f"; best mean accuracy {best['accuracy']:.3f} at epoch {best['epoch']} (g_best.pt)"
-                                      if best["epoch"] else "") + "; sample with: " + shlex.join(
-        ["python", "sample.py", "--ckpt", f"{args.out}/g.pt", "--json", os.path.join(spec, "test.json")]
-        + (["--evaluator", args.evaluator] if args.evaluator else [])), flush=True)
+                                      if best["epoch"] else "")
+          + f"; sample with: {T.sample_command(f'{args.out}/g.pt', *sample_args)}", flush=True)
     return 0
 
 

@@ -20,7 +20,6 @@ losses.csv, curves.png, the code->digit accuracy and report.md (everything, read
 import training as T  # first: it sets up the Apple-silicon fallback before torch loads
 
 import os
-import shlex
 import sys
 from dataclasses import dataclass
 
@@ -293,8 +292,7 @@ def main():
     frame = "_c1.png" if config["n_cont"] else "_noise.png"
     run.fit(len(images), LOSS_COLUMNS, step_fn, end_of_epoch, write_logs,
             gif_frames=lambda: sorted(os.path.join(grids, f) for f in os.listdir(grids) if f.endswith(frame)))
-    print(f"done: {args.out}/g.pt; sample with: "
-          + shlex.join(["python", "sample.py", "--ckpt", f"{args.out}/g.pt", "--grid"]), flush=True)
+    print(f"done: {args.out}/g.pt; sample with: {T.sample_command(f'{args.out}/g.pt', '--grid')}", flush=True)
     return 0
 
 

@@ -728,6 +728,11 @@ def resume_command(run_dir):
     return f"python {script} --resume {shlex.quote(run_dir)}"
 
 
+def sample_command(ckpt, *args):
+    """The sample.py command a user can paste to draw from ckpt (paths quoted)."""
+    return shlex.join(["python", "sample.py", "--ckpt", ckpt, *args])
+
+
 def given_flags(parser):
     """The options typed on this command line (by dest), as opposed to their defaults."""
     for action in parser._actions:
