@@ -1,0 +1,222 @@
+"""A second synthetic i-CLEVR, drawn by a renderer written apart from data.py's, to check that the cGAN's
+default carries to scenes it was never tuned on: true 3D spheres, cubes and cylinders ray-cast under a
+perspective camera (CLEVR's 49-degree lens), lit by a key light with ray-traced shadows (jittered per pixel,
+so their edges are soft), a fill light and a dim room that metal reflects; CLEVR's sizes, colours and
+placement rules (objects in [-3, 3]^2, 0.25 apart). data.py draws flat 2D shapes shaded by hand instead.
+
+    python docs/raycast_iclevr.py --out R --n 10000 --seed 21     # the real layout, as make-iclevr writes
+
+Each image draws its own camera (distance, height, direction) and key light; the same seed gives the
+same images for any worker count.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from data import COLORS, OBJECT_NAMES, SPEC_DIR, SPEC_FILES, random_objects  # noqa: E402
+
+WIDTH, HEIGHT, FOV = 320, 240, np.radians(49.1)  # CLEVR's image size and lens
+RADIUS = (0.5, 0.7)           # object radius (CLEVR: 0.35 small, 0.7 large; a cube's half side is r / sqrt 2)
+CAMERA_DISTANCE = (10.0, 12.0)
+CAMERA_ELEVATION = (25.0, 45.0)  # degrees above the floor
+LIGHT_ELEVATION = (30.0, 70.0)
+LIGHT_STRENGTH = (0.8, 1.2)
+METAL_SHARE = 0.5
+EPS = 1e-4
+
+
+def unit(v):
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def hit_sphere(o, d, obj):
+    c = np.array([obj["x"], obj["y"], obj["r"]])
+    oc = o - c
+    b = np.einsum("ij,ij->i", oc, d)
+    disc = b * b - (np.einsum("ij,ij->i", oc, oc) - obj["r"] ** 2)
+    t = np.where(disc > 0, -b - np.sqrt(np.maximum(disc, 0)), np.inf)
+    t = np.where(t > EPS, t, np.inf)
+    return t, unit(o + t[:, None] * d - c)
+
+
+def hit_cylinder(o, d, obj):
+    r, h = obj["r"], 2 * obj["r"]
+    ox, oy = o[:, 0] - obj["x"], o[:, 1] - obj["y"]
+    a = d[:, 0] ** 2 + d[:, 1] ** 2 + 1e-12
+    b = ox * d[:, 0] + oy * d[:, 1]
+    disc = b * b - a * (ox * ox + oy * oy - r * r)
+    side = np.where(disc > 0, (-b - np.sqrt(np.maximum(disc, 0))) / a, np.inf)
+    z = o[:, 2] + side * d[:, 2]
+    side = np.where((side > EPS) & (z >= 0) & (z <= h), side, np.inf)
+    dz = np.where(np.abs(d[:, 2]) > 1e-9, d[:, 2], 1e-9)
+    cap = (h - o[:, 2]) / dz
+    cx, cy = ox + cap * d[:, 0], oy + cap * d[:, 1]
+    cap = np.where((cap > EPS) & (cx * cx + cy * cy <= r * r), cap, np.inf)
+    t = np.minimum(side, cap)
+    p = o + np.where(np.isfinite(t), t, 0)[:, None] * d
+    side_normal = np.stack([(p[:, 0] - obj["x"]) / r, (p[:, 1] - obj["y"]) / r, np.zeros(len(t))], 1)
+    normal = np.where((cap <= side)[:, None], np.array([0.0, 0.0, 1.0]), side_normal)
+    return t, normal
+
+
+def hit_cube(o, d, obj):
+    half = obj["r"] / np.sqrt(2)
+    cos, sin = np.cos(obj["angle"]), np.sin(obj["angle"])
+    rot = np.array([[cos, sin, 0], [-sin, cos, 0], [0, 0, 1]])  # world -> the cube's own axes
+    lo = (o - np.array([obj["x"], obj["y"], half])) @ rot.T
+    ld = d @ rot.T
+    ld = np.where(np.abs(ld) > 1e-9, ld, 1e-9)
+    t1, t2 = (-half - lo) / ld, (half - lo) / ld
+    near, far = np.minimum(t1, t2), np.maximum(t1, t2)
+    t_in, t_out = near.max(1), far.min(1)
+    t = np.where((t_in <= t_out) & (t_in > EPS), t_in, np.inf)
+    axis = near.argmax(1)
+    local = np.zeros_like(lo)
+    local[np.arange(len(t)), axis] = -np.sign(ld[np.arange(len(t)), axis])
+    return t, local @ rot
+
+
+HIT = {"sphere": hit_sphere, "cylinder": hit_cylinder, "cube": hit_cube}
+
+
+def camera(rng):
+    dist, elev = rng.uniform(*CAMERA_DISTANCE), np.radians(rng.uniform(*CAMERA_ELEVATION))
+    az = rng.uniform(0, 2 * np.pi)
+    eye = dist * np.array([np.cos(elev) * np.cos(az), np.cos(elev) * np.sin(az), np.sin(elev)])
+    forward = unit(-eye)
+    right = unit(np.cross(forward, [0.0, 0.0, 1.0]))
+    up = np.cross(right, forward)
+    return eye, forward, right, up, WIDTH / 2 / np.tan(FOV / 2)
+
+
+def project(p, cam):
+    eye, forward, right, up, focal = cam
+    v = p - eye
+    depth = v @ forward
+    return WIDTH / 2 + focal * (v @ right) / depth, HEIGHT / 2 - focal * (v @ up) / depth
+
+
+def layout(names, rng, cam):
+    """CLEVR's placement: random spots in [-3, 3]^2, 0.25 between objects, each object in the frame."""
+    for _ in range(200):
+        objs = []
+        for name in names:
+            color, shape = name.split()
+            r = rng.uniform(*RADIUS)
+            for _ in range(50):
+                x, y = rng.uniform(-3, 3, 2)
+                if all(np.hypot(x - q["x"], y - q["y"]) > r + q["r"] + 0.25 for q in objs):
+                    break
+            else:
+                break
+            u, v = project(np.array([x, y, r]), cam)
+            if not (0.08 * WIDTH < u < 0.92 * WIDTH and 0.1 * HEIGHT < v < 0.92 * HEIGHT):
+                break
+            objs.append(dict(x=x, y=y, r=r, shape=shape, color=color, angle=rng.uniform(0, np.pi / 2),
+                             metal=bool(rng.random() < METAL_SHARE)))
+        if len(objs) == len(names):
+            return objs
+    raise RuntimeError(f"no layout found for {names}")
+
+
+def render(names, rng):
+    """One scene as an RGB uint8 (HEIGHT, WIDTH, 3) array; None where an object is mostly hidden."""
+    cam = camera(rng)
+    eye, forward, right, up, focal = cam
+    objs = layout(names, rng, cam)
+    j, i = np.mgrid[0:HEIGHT, 0:WIDTH]
+    d = unit((forward * focal)[None] + np.outer(i.ravel() + 0.5 - WIDTH / 2, right)
+             + np.outer(HEIGHT / 2 - j.ravel() - 0.5, up))
+    o = np.broadcast_to(eye, d.shape)
+    n_rays = len(d)
+    floor_t = np.where(d[:, 2] < 0, -eye[2] / np.minimum(d[:, 2], -1e-9), np.inf)
+    hits = [HIT[obj["shape"]](o, d, obj) for obj in objs]
+    ts = np.stack([floor_t] + [t for t, _ in hits])  # (1 + objects, rays)
+    nearest = ts.argmin(0)
+    for k in range(1, len(ts)):  # CLEVR's rule: every object mostly visible
+        if (nearest == k).sum() < 0.6 * np.isfinite(ts[k]).sum():
+            return None
+    t = ts.min(0)
+    p = eye + np.where(np.isfinite(t), t, 0)[:, None] * d
+    normal = np.tile([0.0, 0.0, 1.0], (n_rays, 1))
+    for k, (_, nk) in enumerate(hits, 1):
+        normal = np.where((nearest == k)[:, None], nk, normal)
+
+    light_az, light_el = rng.uniform(0, 2 * np.pi), np.radians(rng.uniform(*LIGHT_ELEVATION))
+    key = np.array([np.cos(light_el) * np.cos(light_az), np.cos(light_el) * np.sin(light_az), np.sin(light_el)])
+    strength = rng.uniform(*LIGHT_STRENGTH)
+    to_area = unit(key[None] + 0.06 * rng.normal(size=(n_rays, 3)))  # a point of an area light: soft shadow edges
+    start = p + 1e-3 * normal
+    lit = np.ones(n_rays)
+    for obj in objs:
+        lit = np.where(np.isfinite(HIT[obj["shape"]](start, to_area, obj)[0]), 0.0, lit)
+    to_light = np.broadcast_to(key, d.shape)
+    fill = unit(-forward * np.array([1, 1, 0]) + np.array([0, 0, 0.8]))  # from beside the camera, no shadow
+    diffuse = np.clip(np.einsum("ij,ij->i", normal, to_light), 0, None) * lit
+    fill_diffuse = np.clip(normal @ fill, 0, None)
+    half = unit(to_light - d)
+    spec = np.clip(np.einsum("ij,ij->i", normal, half), 0, None)
+
+    # Floor: a matte gray under the lights, a little darker away from the middle.
+    radial = np.hypot(p[:, 0], p[:, 1])
+    albedo = np.full((n_rays, 3), 0.32) * (1 - 0.35 * np.clip(radial / 12, 0, 1))[:, None]
+    color = albedo * (0.35 + strength * 0.75 * diffuse + 0.25 * fill_diffuse)[:, None]
+    for k, obj in enumerate(objs, 1):
+        mask = nearest == k
+        base = (np.array(COLORS[obj["color"]]) / 255.0) ** 2.2
+        if obj["metal"]:  # a coloured mirror of a dim room: brighter where it reflects the ceiling
+            refl = d - 2 * np.einsum("ij,ij->i", d, normal)[:, None] * normal
+            room = 0.25 + 0.45 * np.clip(refl[:, 2], 0, 1)
+            c = base[None] * (0.15 + strength * 0.45 * diffuse + 0.1 * fill_diffuse + room)[:, None] \
+                + (strength * 0.9 * spec ** 90 * lit)[:, None]
+        else:
+            c = base[None] * (0.3 + strength * 0.85 * diffuse + 0.3 * fill_diffuse)[:, None] \
+                + (strength * 0.08 * spec ** 12 * lit)[:, None]
+        color = np.where(mask[:, None], c, color)
+    rgb = np.clip(color, 0, 1) ** (1 / 2.2) * 255
+    return rgb.reshape(HEIGHT, WIDTH, 3).round().astype(np.uint8)
+
+
+def render_one(job):
+    out_dir, seed, i = job
+    rng = np.random.default_rng([seed, i])
+    names = random_objects(rng)
+    while (img := render(names, rng)) is None:
+        pass
+    filename = f"CLEVR_train_{i:06d}_{i % 3}.png"
+    Image.fromarray(img).save(os.path.join(out_dir, "iclevr", filename), compress_level=1)
+    return filename, names
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="folder to write (train.json, objects.json, test.json, "
+                   "new_test.json, iclevr/*.png)")
+    p.add_argument("--n", type=int, default=10000, help="number of training images")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed = same images)")
+    p.add_argument("--workers", type=int, default=2, help="processes rendering in parallel")
+    args = p.parse_args()
+    os.makedirs(os.path.join(args.out, "iclevr"), exist_ok=True)
+    jobs = [(args.out, args.seed, i) for i in range(args.n)]
+    from tqdm import tqdm
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+        results = list(tqdm(pool.map(render_one, jobs, chunksize=32), total=args.n, desc="ray-casting i-CLEVR"))
+    for name in SPEC_FILES:
+        shutil.copyfile(os.path.join(SPEC_DIR, name), os.path.join(args.out, name))
+    with open(os.path.join(args.out, "train.json"), "w") as f:
+        json.dump(dict(results), f)
+    with open(os.path.join(args.out, "objects.json"), "w") as f:
+        json.dump({name: i for i, name in enumerate(OBJECT_NAMES)}, f)
+    print(f"wrote {args.n} images to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
