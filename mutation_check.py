@@ -297,6 +297,10 @@ MUTATIONS = [
              "v = {key: float(sum(ranges[key]) / 2) for key in LOOK_RANGES}", (RENDER,), "new_look"),
     Mutation("make-iclevr accepts a reversed range", "data.py",
              "check(low <= lo <= hi <= high,", "check(low <= lo and hi <= high,", (RENDER,), "bad_look"),
+    Mutation("ray-cast set: a stream per process, not per image", "docs/raycast_iclevr.py",
+             "rng = np.random.default_rng([seed, i])", "rng = np.random.default_rng()", (RENDER,), "ray_cast"),
+    Mutation("ray-cast set: every object drawn red", "docs/raycast_iclevr.py",
+             'np.array(COLORS[obj["color"]])', 'np.array(COLORS["red"])', (RENDER,), "ray_cast"),
     # -- curves and the report's per-epoch table
     Mutation("curves.png draws a long run's every raw value", "training.py",
              "                if len(ys) > CURVE_POINTS:\n", "                if False:\n", (REPORT,), "curves_of"),
