@@ -393,7 +393,7 @@ def _commands(ckpt, kind, run_dir):
     command = ckpt.get("command")
     started = shell_lines(command) if command else None
     resumed = [line for argv in ckpt.get("resumes", []) for line in ("# resumed with", shell_lines(argv))]
-    resume = f"python {SCRIPTS[kind]} --resume {shlex.quote(display_path(run_dir))}"
+    resume = T.resume_command(display_path(run_dir), SCRIPTS[kind])
     lines = ["## Commands", "", "Run from the repository folder. On `--resume` every flag comes from the checkpoint; "
              "a flag given there wins (`--epochs 40` trains on to epoch 40).", ""]
     if not started:

@@ -722,10 +722,11 @@ class StopRequest:
         return 128 + self.signum
 
 
-def resume_command(run_dir):
-    """The command that continues this run: on --resume every flag comes from the checkpoint."""
-    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "train.py"
-    return f"python {script} --resume {shlex.quote(run_dir)}"
+def resume_command(run_dir, script=None):
+    """The command that continues this run (by default the running script's): on --resume every flag
+    comes from the checkpoint."""
+    script = script or (os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "train.py")
+    return shlex.join(["python", script, "--resume", run_dir])
 
 
 def sample_command(ckpt, *args):
