@@ -66,6 +66,8 @@ CGAN_LOGS = {"cgan32_recipe.log": "one-look set, seed 1, no augmentation", "cgan
              "cgan_setH_w32_1thread_hour_seed1_epyc.log": "set H (small objects, a high camera, a look not tuned on), the default, one thread of the EPYC, fp32, beside seed 2",
              "cgan_setH_w32_1thread_hour_seed2_epyc.log": "set H (small objects, a high camera, a look not tuned on), the default, --seed 2, one thread of the EPYC, fp32, beside seed 1",
              "cgan_setR_w32_bf16_2threads_epyc.log": "set R (the second renderer, ray-cast, never tuned on), the default (widths 32), both cores of the EPYC, bf16 (auto)",
+             "cgan_setR_w32_1thread_hour_seed1_epyc.log": "set R (the second renderer, ray-cast, never tuned on), the default, one thread of the EPYC, fp32, beside seed 2",
+             "cgan_setR_w32_1thread_hour_seed2_epyc.log": "set R (the second renderer, ray-cast, never tuned on), the default, --seed 2, one thread of the EPYC, fp32, beside seed 1",
              ("cgan_setF_w48_hour_epyc.log", "cgan_setF_w48_resumed120_epyc.log"):
                  "set F (a look not tuned on), widths 48, EPYC, bf16, resumed to 120 epochs",
              ("cgan_setE_w48_hour_epyc.log", "cgan_setE_w48_resumed120_epyc.log"):
