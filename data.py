@@ -457,14 +457,22 @@ def random_objects(rng):
     return [OBJECT_NAMES[i] for i in rng.choice(len(OBJECT_NAMES), count, replace=False)]
 
 
+def image_stream(seed, i):
+    """Image i's own random stream: the same image for any worker count and order."""
+    return np.random.default_rng([seed, i])
+
+
+def image_filename(i):
+    return f"CLEVR_train_{i:06d}_{i % 3}.png"
+
+
 def _render_one(job):
     out_dir, seed, i, ranges, metal_share = job
-    rng = np.random.default_rng([seed, i])  # per-image stream: same result for any worker count
+    rng = image_stream(seed, i)
     names = random_objects(rng)
-    filename = f"CLEVR_train_{i:06d}_{i % 3}.png"
     render_scene(names, rng, ranges=ranges, metal_share=metal_share).save(
-        os.path.join(out_dir, "iclevr", filename), compress_level=1)
-    return filename, names
+        os.path.join(out_dir, "iclevr", image_filename(i)), compress_level=1)
+    return image_filename(i), names
 
 
 def make_iclevr(out_dir, n=18009, seed=0, workers=2, ranges=None, metal_share=METAL_SHARE):
@@ -473,18 +481,24 @@ def make_iclevr(out_dir, n=18009, seed=0, workers=2, ranges=None, metal_share=ME
     ranges: {name: (low, high)} overriding LOOK_RANGES entries."""
     ranges = {**LOOK_RANGES, **(ranges or {})}
     check_look(ranges, metal_share)
+    write_iclevr(out_dir, [(out_dir, seed, i, ranges, metal_share) for i in range(n)], _render_one, workers)
+
+
+def write_iclevr(out_dir, jobs, render_one, workers=2, desc="rendering i-CLEVR"):
+    """Render jobs (render_one(job) saves one image into out_dir/iclevr/ and returns (filename, object
+    names)) on workers processes, then write the real layout's JSON files beside them."""
     os.makedirs(os.path.join(out_dir, "iclevr"), exist_ok=True)
-    jobs = [(out_dir, seed, i, ranges, metal_share) for i in range(n)]
     from tqdm import tqdm
-    bar = dict(total=n, desc="rendering i-CLEVR", disable=None, leave=False)
+    bar = dict(total=len(jobs), desc=desc, disable=None, leave=False)
     if workers > 1:
         # Spawned, not forked, workers: a forked child inherits any lock another thread of the parent
         # held at the fork, and can hang on it; and the executor raises where a Pool would wait
-        # forever on a worker that died.
+        # forever on a worker that died. Chunks small enough that a small set is split among them.
+        chunk = max(1, min(64, len(jobs) // (4 * workers)))
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            results = list(tqdm(pool.map(_render_one, jobs, chunksize=64), **bar))
+            results = list(tqdm(pool.map(render_one, jobs, chunksize=chunk), **bar))
     else:
-        results = [_render_one(job) for job in tqdm(jobs, **bar)]
+        results = [render_one(job) for job in tqdm(jobs, **bar)]
     for name in SPEC_FILES:
         shutil.copyfile(os.path.join(SPEC_DIR, name), os.path.join(out_dir, name))
     with open(os.path.join(out_dir, "train.json"), "w") as f:

@@ -297,8 +297,10 @@ MUTATIONS = [
              "v = {key: float(sum(ranges[key]) / 2) for key in LOOK_RANGES}", (RENDER,), "new_look"),
     Mutation("make-iclevr accepts a reversed range", "data.py",
              "check(low <= lo <= hi <= high,", "check(low <= lo and hi <= high,", (RENDER,), "bad_look"),
-    Mutation("ray-cast set: a stream per process, not per image", "docs/raycast_iclevr.py",
-             "rng = np.random.default_rng([seed, i])", "rng = np.random.default_rng()", (RENDER,), "ray_cast"),
+    Mutation("ray-cast set: an unseeded stream", "docs/raycast_iclevr.py",
+             "rng = image_stream(seed, i)", "rng = np.random.default_rng()", (RENDER,), "ray_cast"),
+    Mutation("ray-cast set: one stream for every image", "docs/raycast_iclevr.py",
+             "rng = image_stream(seed, i)", "rng = image_stream(seed, 0)", (RENDER,), "ray_cast"),
     Mutation("ray-cast set: every object drawn red", "docs/raycast_iclevr.py",
              'np.array(COLORS[obj["color"]])', 'np.array(COLORS["red"])', (RENDER,), "ray_cast"),
     # -- curves and the report's per-epoch table

@@ -135,13 +135,14 @@ def test_make_iclevr_does_not_write_over_a_set_unless_asked(tmp_path):
 def test_the_ray_cast_set_is_loadable_shows_its_colours_and_is_the_same_per_seed(tmp_path):
     """docs/raycast_iclevr.py, the second renderer the default is checked on (never tuned on), writes the
     real layout the trainer loads, each scene showing its objects' colours; the same seed gives the same
-    images for any worker count, another seed other images."""
+    images for any worker count (two workers split four images), another seed other images."""
     from PIL import Image
     from data import load_iclevr
     for workers, out, seed in ((1, "one", 5), (2, "two", 5), (1, "other", 6)):
         run("docs/raycast_iclevr.py", "--out", tmp_path / out, "--n", 4, "--seed", seed, "--workers", workers)
     train = json.load(open(tmp_path / "one" / "train.json"))
     assert train == json.load(open(tmp_path / "two" / "train.json")) and len(train) == 4
+    assert len({(tmp_path / "one" / "iclevr" / name).read_bytes() for name in train}) == 4  # a stream per image
     for name, objects in train.items():
         image_bytes = [(tmp_path / d / "iclevr" / name).read_bytes() for d in ("one", "two", "other")]
         assert image_bytes[0] == image_bytes[1] != image_bytes[2]

@@ -54,18 +54,16 @@ for name, scale in [("one look (object size 1, distance 1)", 1.0), ("default (0.
                     ("set B (0.4 / 1.25)", 0.4 / 1.25)]:
     print(f"  {name}: " + " / ".join(f"{smallest_at_64px(scale, e):.1f}" for e in (25, 35, 50)) + " px")
 
-# Set R (docs/raycast_iclevr.py) is drawn in true perspective: an object is as wide as the lens's focal length
-# times its size (a sphere's or cylinder's diameter, a cube's side) over its depth. Over the first layouts of its
-# first 2,000 scenes (seed 21; where an object came out mostly hidden the set drew the scene again):
+# Set R (docs/raycast_iclevr.py) is drawn in true perspective: an object is about as wide as the lens's focal
+# length times its size over its depth (raycast_iclevr.object_width). Over the first layouts of its first 2,000
+# scenes (seed 21; where an object came out too hidden the set drew the scene again):
 import raycast_iclevr as R  # noqa: E402
+from data import image_stream, random_objects  # noqa: E402
 widths = []
 for i in range(2000):
-    rng = np.random.default_rng([21, i])
-    names = R.random_objects(rng)
+    rng = image_stream(21, i)
+    names = random_objects(rng)
     cam = R.camera(rng)
-    for obj in R.layout(names, rng, cam):
-        size = 2 * obj["r"] / np.sqrt(2) if obj["shape"] == "cube" else 2 * obj["r"]
-        depth = (np.array([obj["x"], obj["y"], obj["r"]]) - cam[0]) @ cam[1]
-        widths.append(cam[4] * size / depth * 64 / R.WIDTH)
+    widths += [R.object_width(obj, cam) * 64 / R.WIDTH for obj in R.layout(names, rng, cam)]
 print(f"  set R (ray-cast): smallest {min(widths):.1f} px, 1st percentile {np.percentile(widths, 1):.1f} px, "
       f"median {np.median(widths):.1f} px ({len(widths)} objects)")

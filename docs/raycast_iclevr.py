@@ -1,27 +1,25 @@
 """A second synthetic i-CLEVR, drawn by a renderer written apart from data.py's, to check that the cGAN's
 default carries to scenes it was never tuned on: true 3D spheres, cubes and cylinders ray-cast under a
-perspective camera (CLEVR's 49-degree lens), lit by a key light with ray-traced shadows (jittered per pixel,
-so their edges are soft), a fill light and a dim room that metal reflects; CLEVR's sizes, colours and
-placement rules (objects in [-3, 3]^2, 0.25 apart). data.py draws flat 2D shapes shaded by hand instead.
+perspective camera (CLEVR's 49-degree lens), lit by a key light whose shadows are ray-traced towards a point
+jittered per pixel (dithered edges, soft once the image is shrunk), a fill light and a dim room that metal
+reflects; CLEVR's colours and placement (objects in [-3, 3]^2, 0.25 apart), objects of radius 0.5-0.7
+(CLEVR's: 0.35 and 0.7). data.py draws flat 2D shapes shaded by hand instead.
 
-    python docs/raycast_iclevr.py --out R --n 10000 --seed 21     # the real layout, as make-iclevr writes
+    python docs/raycast_iclevr.py --out R --n 10000 --seed 21     # the layout make-iclevr writes (RGB PNGs)
 
 Each image draws its own camera (distance, height, direction) and key light; the same seed gives the
 same images for any worker count.
 """
-import argparse
-import json
 import os
-import shutil
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from collections import namedtuple
 
 import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from data import COLORS, OBJECT_NAMES, SPEC_DIR, SPEC_FILES, random_objects  # noqa: E402
+from data import COLORS, image_filename, image_stream, iclevr_outputs, random_objects, write_iclevr  # noqa: E402
+from training import ArgumentParser, check, run_cli  # noqa: E402
 
 WIDTH, HEIGHT, FOV = 320, 240, np.radians(49.1)  # CLEVR's image size and lens
 RADIUS = (0.5, 0.7)           # object radius (CLEVR: 0.35 small, 0.7 large; a cube's half side is r / sqrt 2)
@@ -30,7 +28,9 @@ CAMERA_ELEVATION = (25.0, 45.0)  # degrees above the floor
 LIGHT_ELEVATION = (30.0, 70.0)
 LIGHT_STRENGTH = (0.8, 1.2)
 METAL_SHARE = 0.5
-EPS = 1e-4
+MIN_UNHIDDEN = 0.6  # a scene is drawn again where an object shows less than this share of itself
+EPS = 1e-4  # nearest hit distance: a ray leaving a surface must not hit that surface again
+Camera = namedtuple("Camera", "eye forward right up focal")  # focal: in pixels
 
 
 def unit(v):
@@ -44,7 +44,7 @@ def hit_sphere(o, d, obj):
     disc = b * b - (np.einsum("ij,ij->i", oc, oc) - obj["r"] ** 2)
     t = np.where(disc > 0, -b - np.sqrt(np.maximum(disc, 0)), np.inf)
     t = np.where(t > EPS, t, np.inf)
-    return t, unit(o + t[:, None] * d - c)
+    return t, unit(o + np.where(np.isfinite(t), t, 0)[:, None] * d - c)
 
 
 def hit_cylinder(o, d, obj):
@@ -94,14 +94,19 @@ def camera(rng):
     forward = unit(-eye)
     right = unit(np.cross(forward, [0.0, 0.0, 1.0]))
     up = np.cross(right, forward)
-    return eye, forward, right, up, WIDTH / 2 / np.tan(FOV / 2)
+    return Camera(eye, forward, right, up, WIDTH / 2 / np.tan(FOV / 2))
 
 
 def project(p, cam):
-    eye, forward, right, up, focal = cam
-    v = p - eye
-    depth = v @ forward
-    return WIDTH / 2 + focal * (v @ right) / depth, HEIGHT / 2 - focal * (v @ up) / depth
+    v = p - cam.eye
+    depth = v @ cam.forward
+    return WIDTH / 2 + cam.focal * (v @ cam.right) / depth, HEIGHT / 2 - cam.focal * (v @ cam.up) / depth
+
+
+def object_width(obj, cam):
+    """About how many pixels wide an object is drawn (face-on: a cube seen corner-on is up to sqrt 2 wider)."""
+    size = 2 * obj["r"] / np.sqrt(2) if obj["shape"] == "cube" else 2 * obj["r"]
+    return cam.focal * size / ((np.array([obj["x"], obj["y"], obj["r"]]) - cam.eye) @ cam.forward)
 
 
 def layout(names, rng, cam):
@@ -118,7 +123,7 @@ def layout(names, rng, cam):
             else:
                 break
             u, v = project(np.array([x, y, r]), cam)
-            if not (0.08 * WIDTH < u < 0.92 * WIDTH and 0.1 * HEIGHT < v < 0.92 * HEIGHT):
+            if not (0.08 * WIDTH < u < 0.92 * WIDTH and 0.1 * HEIGHT < v < 0.92 * HEIGHT):  # all of it in frame
                 break
             objs.append(dict(x=x, y=y, r=r, shape=shape, color=color, angle=rng.uniform(0, np.pi / 2),
                              metal=bool(rng.random() < METAL_SHARE)))
@@ -128,7 +133,7 @@ def layout(names, rng, cam):
 
 
 def render(names, rng):
-    """One scene as an RGB uint8 (HEIGHT, WIDTH, 3) array; None where an object is mostly hidden."""
+    """One scene as an RGB uint8 (HEIGHT, WIDTH, 3) array; None where an object is too hidden to tell."""
     cam = camera(rng)
     eye, forward, right, up, focal = cam
     objs = layout(names, rng, cam)
@@ -141,8 +146,8 @@ def render(names, rng):
     hits = [HIT[obj["shape"]](o, d, obj) for obj in objs]
     ts = np.stack([floor_t] + [t for t, _ in hits])  # (1 + objects, rays)
     nearest = ts.argmin(0)
-    for k in range(1, len(ts)):  # CLEVR's rule: every object mostly visible
-        if (nearest == k).sum() < 0.6 * np.isfinite(ts[k]).sum():
+    for k in range(1, len(ts)):  # pixels where object k is the nearest, against all it covers
+        if (nearest == k).sum() < MIN_UNHIDDEN * np.isfinite(ts[k]).sum():
             return None
     t = ts.min(0)
     p = eye + np.where(np.isfinite(t), t, 0)[:, None] * d
@@ -159,11 +164,11 @@ def render(names, rng):
     for obj in objs:
         lit = np.where(np.isfinite(HIT[obj["shape"]](start, to_area, obj)[0]), 0.0, lit)
     to_light = np.broadcast_to(key, d.shape)
-    fill = unit(-forward * np.array([1, 1, 0]) + np.array([0, 0, 0.8]))  # from beside the camera, no shadow
+    fill = unit(-forward * np.array([1, 1, 0]) + np.array([0, 0, 0.8]))  # from the camera's side, raised; no shadow
     diffuse = np.clip(np.einsum("ij,ij->i", normal, to_light), 0, None) * lit
     fill_diffuse = np.clip(normal @ fill, 0, None)
-    half = unit(to_light - d)
-    spec = np.clip(np.einsum("ij,ij->i", normal, half), 0, None)
+    halfway = unit(to_light - d)  # Blinn's half vector
+    spec = np.clip(np.einsum("ij,ij->i", normal, halfway), 0, None)
 
     # Floor: a matte gray under the lights, a little darker away from the middle.
     radial = np.hypot(p[:, 0], p[:, 1])
@@ -187,36 +192,28 @@ def render(names, rng):
 
 def render_one(job):
     out_dir, seed, i = job
-    rng = np.random.default_rng([seed, i])
+    rng = image_stream(seed, i)
     names = random_objects(rng)
     while (img := render(names, rng)) is None:
         pass
-    filename = f"CLEVR_train_{i:06d}_{i % 3}.png"
-    Image.fromarray(img).save(os.path.join(out_dir, "iclevr", filename), compress_level=1)
-    return filename, names
+    Image.fromarray(img).save(os.path.join(out_dir, "iclevr", image_filename(i)), compress_level=1)
+    return image_filename(i), names
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="folder to write (train.json, objects.json, test.json, "
                    "new_test.json, iclevr/*.png)")
     p.add_argument("--n", type=int, default=10000, help="number of training images")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed = same images)")
     p.add_argument("--workers", type=int, default=2, help="processes rendering in parallel")
     args = p.parse_args()
-    os.makedirs(os.path.join(args.out, "iclevr"), exist_ok=True)
-    jobs = [(args.out, args.seed, i) for i in range(args.n)]
-    from tqdm import tqdm
-    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-        results = list(tqdm(pool.map(render_one, jobs, chunksize=32), total=args.n, desc="ray-casting i-CLEVR"))
-    for name in SPEC_FILES:
-        shutil.copyfile(os.path.join(SPEC_DIR, name), os.path.join(args.out, name))
-    with open(os.path.join(args.out, "train.json"), "w") as f:
-        json.dump(dict(results), f)
-    with open(os.path.join(args.out, "objects.json"), "w") as f:
-        json.dump({name: i for i, name in enumerate(OBJECT_NAMES)}, f)
+    check(args.n > 0 and args.workers > 0, f"--n and --workers must be > 0 (got {args.n}, {args.workers})")
+    check(not iclevr_outputs(args.out), f"{args.out} already holds an i-CLEVR; choose another --out")
+    write_iclevr(args.out, [(args.out, args.seed, i) for i in range(args.n)], render_one, args.workers,
+                 "ray-casting i-CLEVR")
     print(f"wrote {args.n} images to {args.out}")
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)
