@@ -470,9 +470,10 @@ def _render_one(job):
     out_dir, seed, i, ranges, metal_share = job
     rng = image_stream(seed, i)
     names = random_objects(rng)
+    filename = image_filename(i)
     render_scene(names, rng, ranges=ranges, metal_share=metal_share).save(
-        os.path.join(out_dir, "iclevr", image_filename(i)), compress_level=1)
-    return image_filename(i), names
+        os.path.join(out_dir, "iclevr", filename), compress_level=1)
+    return filename, names
 
 
 def make_iclevr(out_dir, n=18009, seed=0, workers=2, ranges=None, metal_share=METAL_SHARE):

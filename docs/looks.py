@@ -63,7 +63,7 @@ widths = []
 for i in range(2000):
     rng = image_stream(21, i)
     names = random_objects(rng)
-    cam = R.camera(rng)
-    widths += [R.object_width(obj, cam) * 64 / R.WIDTH for obj in R.layout(names, rng, cam)]
+    cam, objs = R.scene(names, rng)
+    widths += [R.object_width(obj, cam) * 64 / R.WIDTH for obj in objs]
 print(f"  set R (ray-cast): smallest {min(widths):.1f} px, 1st percentile {np.percentile(widths, 1):.1f} px, "
       f"median {np.median(widths):.1f} px ({len(widths)} objects)")

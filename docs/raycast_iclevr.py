@@ -67,8 +67,12 @@ def hit_cylinder(o, d, obj):
     return t, normal
 
 
+def cube_half_side(r):
+    return r / np.sqrt(2)  # CLEVR's: a cube of "radius" r fits in the circle of radius r on the floor
+
+
 def hit_cube(o, d, obj):
-    half = obj["r"] / np.sqrt(2)
+    half = cube_half_side(obj["r"])
     cos, sin = np.cos(obj["angle"]), np.sin(obj["angle"])
     rot = np.array([[cos, sin, 0], [-sin, cos, 0], [0, 0, 1]])  # world -> the cube's own axes
     lo = (o - np.array([obj["x"], obj["y"], half])) @ rot.T
@@ -105,7 +109,7 @@ def project(p, cam):
 
 def object_width(obj, cam):
     """About how many pixels wide an object is drawn (face-on: a cube seen corner-on is up to sqrt 2 wider)."""
-    size = 2 * obj["r"] / np.sqrt(2) if obj["shape"] == "cube" else 2 * obj["r"]
+    size = 2 * cube_half_side(obj["r"]) if obj["shape"] == "cube" else 2 * obj["r"]
     return cam.focal * size / ((np.array([obj["x"], obj["y"], obj["r"]]) - cam.eye) @ cam.forward)
 
 
@@ -132,11 +136,16 @@ def layout(names, rng, cam):
     raise RuntimeError(f"no layout found for {names}")
 
 
+def scene(names, rng):
+    """A scene's camera and objects (the first draws of its stream, before the light)."""
+    cam = camera(rng)
+    return cam, layout(names, rng, cam)
+
+
 def render(names, rng):
     """One scene as an RGB uint8 (HEIGHT, WIDTH, 3) array; None where an object is too hidden to tell."""
-    cam = camera(rng)
+    cam, objs = scene(names, rng)
     eye, forward, right, up, focal = cam
-    objs = layout(names, rng, cam)
     j, i = np.mgrid[0:HEIGHT, 0:WIDTH]
     d = unit((forward * focal)[None] + np.outer(i.ravel() + 0.5 - WIDTH / 2, right)
              + np.outer(HEIGHT / 2 - j.ravel() - 0.5, up))
@@ -174,12 +183,13 @@ def render(names, rng):
     radial = np.hypot(p[:, 0], p[:, 1])
     albedo = np.full((n_rays, 3), 0.32) * (1 - 0.35 * np.clip(radial / 12, 0, 1))[:, None]
     color = albedo * (0.35 + strength * 0.75 * diffuse + 0.25 * fill_diffuse)[:, None]
+    # Metal is a coloured mirror of a dim room: brighter where it reflects the ceiling.
+    refl = d - 2 * np.einsum("ij,ij->i", d, normal)[:, None] * normal
+    room = 0.25 + 0.45 * np.clip(refl[:, 2], 0, 1)
     for k, obj in enumerate(objs, 1):
         mask = nearest == k
         base = (np.array(COLORS[obj["color"]]) / 255.0) ** 2.2
-        if obj["metal"]:  # a coloured mirror of a dim room: brighter where it reflects the ceiling
-            refl = d - 2 * np.einsum("ij,ij->i", d, normal)[:, None] * normal
-            room = 0.25 + 0.45 * np.clip(refl[:, 2], 0, 1)
+        if obj["metal"]:
             c = base[None] * (0.15 + strength * 0.45 * diffuse + 0.1 * fill_diffuse + room)[:, None] \
                 + (strength * 0.9 * spec ** 90 * lit)[:, None]
         else:
@@ -196,8 +206,9 @@ def render_one(job):
     names = random_objects(rng)
     while (img := render(names, rng)) is None:
         pass
-    Image.fromarray(img).save(os.path.join(out_dir, "iclevr", image_filename(i)), compress_level=1)
-    return image_filename(i), names
+    filename = image_filename(i)
+    Image.fromarray(img).save(os.path.join(out_dir, "iclevr", filename), compress_level=1)
+    return filename, names
 
 
 def main():
